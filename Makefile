@@ -1,0 +1,64 @@
+# opex-bridge — the two commands a newcomer needs are `make run` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+VENV := .venv
+PY := $(VENV)/bin/python
+STACK := $(PYTHON) deploy/local/stack.py
+
+.PHONY: help install run test lint typecheck unit integration stack-up stack-down stack-status stack-reset topics migrate clean
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(UV):
+	@echo "installing uv (Python package manager) for $(PYTHON)"
+	$(PYTHON) -m pip install --user --quiet uv || $(PYTHON) -m pip install --quiet --break-system-packages uv
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+install: $(VENV)/.synced ## Create the virtualenv with locked packages
+
+run: install ## Start Kafka, PostgreSQL, the sandbox and every service; Ctrl-C stops them all
+	$(PY) -m opexbridge.devrun
+
+test: install lint typecheck ## Lint, type-check, and run every test against real Kafka and PostgreSQL
+	$(PY) -m pytest -q
+
+lint: install ## ruff (lint and format check)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+typecheck: install ## mypy --strict
+	$(PY) -m mypy shared services opexbridge tests
+
+unit: install ## Only the fast tests (no broker, no database)
+	$(PY) -m pytest -q tests/unit
+
+integration: install ## Only the tests against the real broker and database
+	$(PY) -m pytest -q tests/integration
+
+stack-up: ## Start (or reuse) the local Kafka and PostgreSQL
+	$(STACK) up
+
+stack-down: ## Stop the local Kafka and PostgreSQL
+	$(STACK) down
+
+stack-status: ## Show the local Kafka and PostgreSQL
+	$(STACK) status
+
+stack-reset: ## Stop both and delete their data
+	$(STACK) reset
+
+topics: install ## Create missing topics, report drift
+	$(PY) -m opexbridge.cli topics apply
+
+migrate: install ## Apply every service's migrations
+	$(PY) -m opexbridge.cli migrate
+
+clean: ## Remove the virtualenv and caches (keeps .run data)
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
