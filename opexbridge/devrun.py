@@ -1,0 +1,123 @@
+"""``make run``: the whole suite on one machine, stopped cleanly by Ctrl-C.
+
+Starts (or reuses) the local Kafka and PostgreSQL, applies topics and migrations,
+starts every service process that exists, writes the endpoints to
+``.run/endpoints.env`` and waits. Ctrl-C (or SIGTERM) stops the services and what this
+run started of the stack, so no process is left behind.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType, ModuleType
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+RUN = REPO / ".run"
+
+
+@dataclass(frozen=True)
+class Process:
+    name: str
+    argv: tuple[str, ...]
+    url: str | None = None
+
+
+def services() -> list[Process]:
+    """The suite's long-running processes, in start order, for those that exist."""
+    found: list[Process] = []
+    for name, module, url in (
+        ("opex_sandbox", "services.opex_sandbox", "http://127.0.0.1:8082"),
+        ("user_sync", "services.user_sync", None),
+        ("risk_engine", "services.risk_engine", None),
+        ("order_gateway", "services.order_gateway", None),
+        ("notifier", "services.notifier", "http://127.0.0.1:8000"),
+    ):
+        if (REPO / module.replace(".", "/") / "__main__.py").exists():
+            found.append(Process(name, (sys.executable, "-m", module), url))
+    return found
+
+
+def load_stack() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("stack", REPO / "deploy/local/stack.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _stop(children: dict[str, subprocess.Popen[bytes]]) -> None:
+    for child in children.values():
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for name, child in children.items():
+        try:
+            child.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            print(f"  {name} did not stop in time: killing it")
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+
+
+def main() -> int:
+    stack: Any = load_stack()
+    stopping = False
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    started: Any = None
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        started = stack.ensure_up()
+        env = {**os.environ, **stack.endpoints()}
+        for step in (["topics", "apply", "--fix"], ["migrate"]):
+            subprocess.run([sys.executable, "-m", "opexbridge.cli", *step], env=env, check=True)
+        (RUN / "logs").mkdir(parents=True, exist_ok=True)
+        for proc in services():
+            log = (RUN / "logs" / f"{proc.name}.log").open("ab")
+            children[proc.name] = subprocess.Popen(
+                proc.argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        endpoints = {
+            "KAFKA_BOOTSTRAP_SERVERS": env["KAFKA_BOOTSTRAP_SERVERS"],
+            "DATABASE_URL": env["DATABASE_URL"],
+            "OPEX_API_URL": env.get("OPEX_API_URL", "http://127.0.0.1:8082"),
+            "NOTIFIER_URL": env.get("NOTIFIER_URL", "http://127.0.0.1:8000"),
+        }
+        (RUN / "endpoints.env").write_text("".join(f"{k}={v}\n" for k, v in endpoints.items()))
+        print("\nopex-bridge is up:")
+        for key, value in endpoints.items():
+            print(f"  {key}={value}")
+        print(f"  services: {', '.join(children) or 'none yet'} (logs in .run/logs/)")
+        print("  endpoints written to .run/endpoints.env; Ctrl-C stops everything\n")
+        while True:
+            for name, child in children.items():
+                if child.poll() is not None:
+                    print(f"  {name} exited with {child.returncode}; see .run/logs/{name}.log")
+                    return 1
+            time.sleep(1)
+    except KeyboardInterrupt:
+        print("\nstopping…")
+        return 0
+    finally:
+        _stop(children)
+        if started is not None:
+            stack.stop(started)
+        print("stopped" if stopping or not children else "")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,270 @@
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from sqlalchemy import delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.contracts import Envelope, encode, partition_key
+from shared.db import Database, is_transient_db_error
+from shared.messaging._broker import KafkaSettings
+from shared.messaging._tables import outbox_table
+from shared.messaging.topics import OUTBOX_PROGRESS
+from shared.observability.metrics import OUTBOX_PUBLISHED
+
+log = structlog.get_logger(__name__)
+
+
+def message_headers(envelope: Envelope[Any]) -> dict[str, str]:
+    """Headers that let tools filter without parsing the body."""
+    headers = {
+        "content-type": "application/json",
+        "x-message-type": envelope.type,
+        "x-message-id": str(envelope.id),
+        "x-correlation-id": str(envelope.correlation_id),
+    }
+    if envelope.user_id is not None:
+        headers["x-user-id"] = envelope.user_id
+    return headers
+
+
+async def stage(
+    session: AsyncSession,
+    outgoing: Iterable[tuple[Envelope[Any], str | None]],
+    *,
+    topic_prefix: str = "",
+) -> int:
+    """Write messages to the outbox inside the caller's transaction. They are published
+    by :class:`OutboxRelay` if, and only if, that transaction commits."""
+    rows = [
+        {
+            "message_id": envelope.id,
+            "topic": topic_prefix + (topic or envelope.topic),
+            "key": partition_key(envelope),
+            "payload": encode(envelope),
+            "headers": message_headers(envelope),
+        }
+        for envelope, topic in outgoing
+    ]
+    if rows:
+        await session.execute(insert(outbox_table), rows)
+    return len(rows)
+
+
+PROGRESS_TOPIC = OUTBOX_PROGRESS
+"""Holds no messages: the relay commits its progress as a consumer-group offset on
+partition 0 of this topic, inside the Kafka transaction that publishes the batch."""
+
+_MAX_METADATA_CHARS = 3000  # Kafka's offset.metadata.max.bytes defaults to 4096
+
+
+def encode_ids(ids: Sequence[int]) -> str:
+    """Sorted row ids as compact ranges: ``1-4,7,9-10``."""
+    parts: list[str] = []
+    ordered = sorted(ids)
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
+            j += 1
+        parts.append(str(ordered[i]) if i == j else f"{ordered[i]}-{ordered[j]}")
+        i = j + 1
+    return ",".join(parts)
+
+
+def decode_ids(text: str) -> list[int]:
+    ids: list[int] = []
+    for part in filter(None, text.split(",")):
+        low, _, high = part.partition("-")
+        ids.extend(range(int(low), int(high or low) + 1))
+    return ids
+
+
+def _fitting(rows: Sequence[Any]) -> Sequence[Any]:
+    """The longest prefix of ``rows`` whose ids fit in the offset metadata."""
+    if len(encode_ids([row.id for row in rows])) <= _MAX_METADATA_CHARS:
+        return rows
+    low, high = 1, len(rows)
+    while low < high:
+        mid = (low + high + 1) // 2
+        if len(encode_ids([row.id for row in rows[:mid]])) <= _MAX_METADATA_CHARS:
+            low = mid
+        else:
+            high = mid - 1
+    return rows[:low]
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows, in id order, exactly once.
+
+    Each batch is published in one Kafka transaction (a transactional producer whose
+    id is fixed per service instance, so a restarted relay fences its predecessor).
+    The same transaction commits, as the offset metadata of a consumer group on
+    :data:`PROGRESS_TOPIC`, the ids of the rows it carries. After the transaction the
+    rows are deleted. If the process dies between the two, the next start reads the
+    committed ids back and deletes those rows instead of sending them again; if it dies
+    before the Kafka commit, the transaction is aborted and the rows are still there.
+    Rows are locked ``FOR UPDATE SKIP LOCKED`` while they are sent, so several relay
+    instances never take the same row. Consumers read with ``read_committed``.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        settings: KafkaSettings,
+        *,
+        service: str,
+        instance: str = "0",
+        topic_prefix: str = "",
+        batch_size: int = 500,
+        poll_interval: float = 0.5,
+    ) -> None:
+        self._db = db
+        self._settings = settings
+        self._service = service
+        self._name = f"{service}-outbox-{instance}"
+        self._progress = TopicPartition(topic_prefix + PROGRESS_TOPIC, 0)
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._batches = 0
+
+    def notify(self) -> None:
+        """Tell the relay that a transaction with outbox rows has just committed."""
+        self._wake.set()
+
+    async def _ensure_producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            producer = AIOKafkaProducer(
+                **self._settings.aiokafka_kwargs(),
+                client_id=self._name,
+                transactional_id=self._name,
+                enable_idempotence=True,
+                acks="all",
+                linger_ms=self._settings.linger_ms,
+            )
+            await producer.start()
+            try:
+                await self._recover()
+            except BaseException:
+                await producer.stop()
+                raise
+            self._producer = producer
+        return self._producer
+
+    async def _recover(self) -> None:
+        """Delete the rows of a batch that Kafka committed but the database did not."""
+        admin = AIOKafkaAdminClient(**self._settings.aiokafka_kwargs())
+        await admin.start()
+        try:
+            offsets = await admin.list_consumer_group_offsets(self._name)
+        finally:
+            await admin.close()
+        committed = offsets.get(self._progress)
+        if committed is None or not committed.metadata:
+            return
+        ids = decode_ids(committed.metadata)
+        async with self._db.transaction() as session:
+            result = await session.execute(
+                delete(outbox_table).where(outbox_table.c.id.in_(ids)).returning(outbox_table.c.id)
+            )
+            already = len(result.all())
+        if already:
+            log.info("outbox_recovered", rows=already)
+
+    async def relay_once(self) -> int:
+        """Publish one batch; returns how many rows were published."""
+        producer = await self._ensure_producer()
+        async with self._db.transaction() as session:
+            selected: Sequence[Any] = (
+                await session.execute(
+                    select(
+                        outbox_table.c.id,
+                        outbox_table.c.topic,
+                        outbox_table.c.key,
+                        outbox_table.c.payload,
+                        outbox_table.c.headers,
+                    )
+                    .order_by(outbox_table.c.id)
+                    .limit(self._batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not selected:
+                return 0
+            rows = _fitting(selected)
+            self._batches += 1
+            async with producer.transaction():
+                for row in rows:
+                    headers = [(k, str(v).encode()) for k, v in row.headers.items()]
+                    await producer.send(row.topic, row.payload, key=row.key, headers=headers)
+                await producer.send_offsets_to_transaction(
+                    {self._progress: (self._batches, encode_ids([row.id for row in rows]))},
+                    self._name,
+                )
+            await self._forget(session, [row.id for row in rows])
+        for row in rows:
+            OUTBOX_PUBLISHED.labels(service=self._service, topic=row.topic).inc()
+        return len(rows)
+
+    async def _forget(self, session: AsyncSession, ids: list[int]) -> None:
+        """Delete rows the broker has committed (within the batch's transaction)."""
+        await session.execute(delete(outbox_table).where(outbox_table.c.id.in_(ids)))
+
+    async def drain(self) -> int:
+        """Publish until the outbox is empty (tests, shutdown)."""
+        total = 0
+        while n := await self.relay_once():
+            total += n
+        return total
+
+    async def run(self) -> None:
+        failures = 0
+        while True:
+            self._wake.clear()
+            try:
+                published = await self.relay_once()
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                failures += 1
+                delay = min(5.0, 0.1 * 2 ** min(failures, 6))
+                log.warning(
+                    "outbox_relay_failed",
+                    transient=is_transient_db_error(error),
+                    error=f"{type(error).__name__}: {error}"[:500],
+                    retry_in_s=delay,
+                )
+                await self._reset_producer()
+                await asyncio.sleep(delay)
+                continue
+            if published < self._batch_size:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+
+    async def _reset_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name=self._name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self._reset_producer()

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shared.messaging._outbox import _MAX_METADATA_CHARS, _fitting, decode_ids, encode_ids
+
+
+def test_encode_ids_when_runs_are_contiguous_then_writes_ranges() -> None:
+    assert encode_ids([7, 1, 2, 3, 4, 9, 10]) == "1-4,7,9-10"
+    assert encode_ids([]) == ""
+
+
+@given(st.sets(st.integers(min_value=1, max_value=10**12), max_size=300))
+def test_decode_ids_when_given_encoded_ids_then_returns_them_sorted(ids: set[int]) -> None:
+    assert decode_ids(encode_ids(list(ids))) == sorted(ids)
+
+
+def test_fitting_when_ids_are_scattered_then_keeps_the_longest_prefix_that_fits() -> None:
+    rows = [SimpleNamespace(id=1_000_000_000 + 2 * i) for i in range(1000)]
+    kept = _fitting(rows)
+    assert 0 < len(kept) < len(rows)
+    assert list(kept) == rows[: len(kept)]
+    assert len(encode_ids([r.id for r in kept])) <= _MAX_METADATA_CHARS
+    assert len(encode_ids([r.id for r in rows[: len(kept) + 1]])) > _MAX_METADATA_CHARS
+
+
+def test_fitting_when_ids_are_contiguous_then_keeps_all() -> None:
+    rows = [SimpleNamespace(id=i) for i in range(1, 5001)]
+    assert len(_fitting(rows)) == 5000
