@@ -14,6 +14,7 @@
 
 from shared.messaging._broker import KafkaSettings, create_broker
 from shared.messaging._consumer import (
+    BatchHandler,
     Consumer,
     Delivery,
     Handler,
@@ -29,6 +30,7 @@ from shared.messaging.topics import TopicSpec, apply_topics, topic_specs
 __all__ = [
     "DLQ_HEADERS",
     "PROGRESS_TOPIC",
+    "BatchHandler",
     "Consumer",
     "DeadLetters",
     "Delivery",

@@ -7,6 +7,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import UUID
 
 import structlog
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -74,7 +75,7 @@ class Transaction:
     work and a way to publish messages when, and only if, it commits."""
 
     session: AsyncSession
-    delivery: Delivery
+    delivery: Delivery | None = None
     _outgoing: list[tuple[Envelope[Any], str | None]] = field(default_factory=list)
 
     def publish(self, envelope: Envelope[Any], *, topic: str | None = None) -> None:
@@ -84,6 +85,8 @@ class Transaction:
 
 
 Handler = Callable[[Envelope[Any], Transaction], Awaitable[None]]
+BatchHandler = Callable[[Sequence[Envelope[Any]], Transaction], Awaitable[None]]
+"""Handles the new messages of a batch, in delivery order, in one transaction."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,17 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> float:
         return random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+
+
+def _short(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:500]
+
+
+def _as_single(handler: BatchHandler) -> Handler:
+    async def single(envelope: Envelope[Any], tx: Transaction) -> None:
+        await handler([envelope], tx)
+
+    return single
 
 
 class Consumer:
@@ -151,10 +165,101 @@ class Consumer:
         return self._done(delivery, outcome, started)
 
     async def process_batch(
-        self, deliveries: Sequence[Delivery], handler: Handler
+        self,
+        deliveries: Sequence[Delivery],
+        handler: BatchHandler,
+        *,
+        single: Handler | None = None,
     ) -> list[Outcome]:
-        """Process a batch in order (one user's messages keep their order)."""
-        return [await self.process(delivery, handler) for delivery in deliveries]
+        """Process a batch in one transaction: one inbox insert for all of it, one call
+        of ``handler`` with the messages not seen before (in delivery order, so one
+        user's messages keep their order), one outbox insert.
+
+        Undecodable deliveries are dead-lettered first. If the batch fails for a reason
+        that is not transient, it is retried message by message (with ``single``, or
+        ``handler`` on a one-message list), so one poisoned message is dead-lettered
+        alone and the others go through.
+        """
+        started = time.perf_counter()
+        outcomes: list[Outcome | None] = [None] * len(deliveries)
+        valid: list[tuple[int, Envelope[Any]]] = []
+        for index, delivery in enumerate(deliveries):
+            try:
+                valid.append((index, self.decode(delivery)))
+            except ContractError as error:
+                await self._dead_letters.send(delivery, error, attempts=1)
+                outcomes[index] = Outcome.DEAD_LETTERED
+        attempt = 0
+        while valid:
+            attempt += 1
+            try:
+                fresh = await self._attempt_batch(deliveries, valid, handler)
+            except Exception as error:
+                if is_transient_db_error(error):
+                    delay = self._retry.delay(min(attempt, 10))
+                    log.warning("batch_retry", attempt=attempt, error=_short(error), delay_s=delay)
+                    await asyncio.sleep(delay)
+                    continue
+                log.warning("batch_failed_isolating", size=len(valid), error=_short(error))
+                one = single or _as_single(handler)
+                for index, _ in valid:
+                    outcomes[index] = await self.process(deliveries[index], one)
+                break
+            for index, envelope in valid:
+                outcomes[index] = Outcome.PROCESSED if envelope.id in fresh else Outcome.DUPLICATE
+            if fresh and self._on_commit is not None:
+                self._on_commit()
+            break
+        done = [outcome or Outcome.DUPLICATE for outcome in outcomes]
+        elapsed = time.perf_counter() - started
+        for delivery, outcome in zip(deliveries, done, strict=True):
+            MESSAGES_CONSUMED.labels(
+                consumer=self.name, topic=delivery.topic, outcome=outcome
+            ).inc()
+        if deliveries:
+            PROCESSING_SECONDS.labels(consumer=self.name, topic=deliveries[0].topic).observe(
+                elapsed
+            )
+        return done
+
+    async def _attempt_batch(
+        self,
+        deliveries: Sequence[Delivery],
+        valid: Sequence[tuple[int, Envelope[Any]]],
+        handler: BatchHandler,
+    ) -> set[UUID]:
+        rows: dict[UUID, dict[str, Any]] = {}
+        for index, envelope in valid:
+            delivery = deliveries[index]
+            rows.setdefault(
+                envelope.id,
+                {
+                    "consumer": self.name,
+                    "message_id": envelope.id,
+                    "topic": delivery.topic,
+                    "partition": delivery.partition,
+                    "offset": delivery.offset,
+                },
+            )
+        async with self._db.transaction() as session:
+            inserted = await session.execute(
+                pg_insert(inbox_table)
+                .values(list(rows.values()))
+                .on_conflict_do_nothing()
+                .returning(inbox_table.c.message_id)
+            )
+            fresh = {row[0] for row in inserted}
+            seen: set[UUID] = set()
+            batch: list[Envelope[Any]] = []
+            for _, envelope in valid:
+                if envelope.id in fresh and envelope.id not in seen:
+                    seen.add(envelope.id)
+                    batch.append(envelope)
+            if batch:
+                tx = Transaction(session=session)
+                await handler(batch, tx)
+                await stage(session, tx._outgoing, topic_prefix=self._prefix)
+        return fresh
 
     def _done(self, delivery: Delivery, outcome: Outcome, started: float) -> Outcome:
         MESSAGES_CONSUMED.labels(consumer=self.name, topic=delivery.topic, outcome=outcome).inc()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +56,13 @@ class DemoService:
 
 
 def build(
-    settings: KafkaSettings, database_url: str, schema: str, prefix: str, *, delay: float = 0.0
+    settings: KafkaSettings,
+    database_url: str,
+    schema: str,
+    prefix: str,
+    *,
+    delay: float = 0.0,
+    batch: bool = False,
 ) -> DemoService:
     db = Database(database_url, schema, pool_size=4)
     broker = create_broker(settings, service="demo")
@@ -93,15 +100,45 @@ def build(
             )
         )
 
-    @broker.subscriber(
-        prefix + "orders.commands",
-        group_id=f"demo-{schema}",
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        isolation_level="read_committed",
-    )
-    async def on_command(msg: KafkaMessage) -> None:
-        await consumer.process(Delivery.from_record(msg.raw_message), handle)
+    async def handle_batch(envelopes: Sequence[Envelope[Any]], tx: Transaction) -> None:
+        for envelope in envelopes:
+            await handle(envelope, tx)
+
+    topic = prefix + "orders.commands"
+    group = f"demo-{schema}"
+    if batch:
+
+        @broker.subscriber(
+            topic,
+            batch=True,
+            max_records=50,
+            group_id=group,
+            group_instance_id=group,
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=1000,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            isolation_level="read_committed",
+        )
+        async def on_commands(msg: KafkaMessage) -> None:
+            raw = msg.raw_message
+            records = raw if isinstance(raw, tuple) else (raw,)
+            await consumer.process_batch([Delivery.from_record(r) for r in records], handle_batch)
+
+    else:
+
+        @broker.subscriber(
+            topic,
+            group_id=group,
+            group_instance_id=group,
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=1000,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            isolation_level="read_committed",
+        )
+        async def on_command(msg: KafkaMessage) -> None:
+            await consumer.process(Delivery.from_record(msg.raw_message), handle)
 
     return DemoService(broker, relay, consumer, db)
 
@@ -112,8 +149,16 @@ async def _main() -> None:
     parser.add_argument("--schema", required=True)
     parser.add_argument("--prefix", required=True)
     parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--batch", action="store_true")
     args = parser.parse_args()
-    service = build(KafkaSettings(), args.database_url, args.schema, args.prefix, delay=args.delay)
+    service = build(
+        KafkaSettings(),
+        args.database_url,
+        args.schema,
+        args.prefix,
+        delay=args.delay,
+        batch=args.batch,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)

@@ -60,8 +60,13 @@ async def outbox_size(db: Database) -> int:
         return int((await session.execute(sa.text("select count(*) from outbox"))).scalar_one())
 
 
+@pytest.mark.parametrize("batch", [False, True], ids=["single", "batch"])
 async def test_consume_when_messages_are_bad_then_they_land_in_dlq_with_headers_and_the_rest_flow(
-    kafka_settings: KafkaSettings, database_url: str, topic_prefix: str, demo_db: Database
+    kafka_settings: KafkaSettings,
+    database_url: str,
+    topic_prefix: str,
+    demo_db: Database,
+    batch: bool,
 ) -> None:
     topic = topic_prefix + "orders.commands"
     user = f"dlq-{demo_db.schema}"
@@ -85,7 +90,7 @@ async def test_consume_when_messages_are_bad_then_they_land_in_dlq_with_headers_
     poison = place_order(user, 9, prefix="poison")
     bad = [b"{not json", oversized, wrong_topic, b'{"type": "PlaceOrder"}', poison]
     key = user.encode()
-    stream = [good[0], *bad[:3], good[1], *bad[3:], good[2]]
+    stream = [good[0], *bad[:3], good[1], *bad[3:], good[2], good[1]]  # good[1] twice
     await produce(
         kafka_settings,
         topic,
@@ -93,7 +98,7 @@ async def test_consume_when_messages_are_bad_then_they_land_in_dlq_with_headers_
         headers=[("traceparent", b"00-abc-def-01")],
     )
 
-    service = build(kafka_settings, database_url, demo_db.schema, topic_prefix)
+    service = build(kafka_settings, database_url, demo_db.schema, topic_prefix, batch=batch)
     await service.start()
     try:
         await wait_for(lambda: _has_effects(demo_db, f"co-{user}", 3), timeout=30)
@@ -124,8 +129,13 @@ async def _has_effects(db: Database, prefix: str, n: int) -> bool:
     return (await count_effects(db, prefix))[0] >= n
 
 
+@pytest.mark.parametrize("batch", [False, True], ids=["single", "batch"])
 async def test_consume_when_killed_mid_batch_then_each_effect_and_outbox_message_exactly_once(
-    kafka_settings: KafkaSettings, database_url: str, topic_prefix: str, demo_db: Database
+    kafka_settings: KafkaSettings,
+    database_url: str,
+    topic_prefix: str,
+    demo_db: Database,
+    batch: bool,
 ) -> None:
     users = [f"crash-{demo_db.schema}-{u}" for u in range(12)]
     mine = f"co-crash-{demo_db.schema}"
@@ -146,6 +156,7 @@ async def test_consume_when_killed_mid_batch_then_each_effect_and_outbox_message
         topic_prefix,
         "--delay",
         "0.01",
+        *(["--batch"] if batch else []),
     ]
     env = {
         **os.environ,
