@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := $(PYTHON) deploy/local/stack.py
 
-.PHONY: help install run test lint typecheck unit integration stack-up stack-down stack-status stack-reset topics migrate clean
+.PHONY: help install run test lint typecheck unit integration stack-up stack-down stack-status stack-reset topics migrate clean sandbox bench-sandbox
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -62,3 +62,17 @@ migrate: install ## Apply every service's migrations
 
 clean: ## Remove the virtualenv and caches (keeps .run data)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+sandbox: install ## Run the OPEX sandbox alone (SANDBOX_PORT, default 8082)
+	$(PY) -m services.opex_sandbox
+
+bench-sandbox: install ## Sandbox benchmarks: matching and HTTP orders/s (writes .bench/sandbox.json)
+	$(PY) -m services.opex_sandbox.bench
+
+.PHONY: notifier bench-notifier
+
+notifier: install ## Run the notifier alone (WebSocket + REST snapshots on 127.0.0.1:8000)
+	$(PY) -m services.notifier
+
+bench-notifier: install ## Notifier bench (idle connections, events/s, latency) -> .bench/notifier.json
+	$(PY) -m services.notifier.bench

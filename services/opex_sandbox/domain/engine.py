@@ -223,7 +223,7 @@ class MatchingEngine:
 
     # -- placing ---------------------------------------------------------------------------
 
-    def place(
+    def check(
         self,
         user: str,
         symbol: str,
@@ -235,9 +235,31 @@ class MatchingEngine:
         *,
         quote_order_qty: Decimal | None = None,
         stop_price: Decimal | None = None,
-    ) -> PlaceResult:
-        """Place an order. Raises `OpexError` for everything OPEX refuses synchronously;
-        engine-level refusals come back as a REJECTED order (order_id 0, never listed)."""
+    ) -> None:
+        """Run every check `place` runs before it touches anything, in the same order, and
+        raise the same `OpexError`; change nothing. What OPEX answers synchronously (its API,
+        matching gateway and accountant checks) before the order travels on asynchronously.
+        Engine-level refusals (MARKET+GTC, FOK) are not checks: they are REJECTED orders."""
+        self._prepare(
+            user, symbol, side, order_type, time_in_force, quantity, price,
+            quote_order_qty, stop_price,
+        )  # fmt: skip
+
+    def _prepare(
+        self,
+        user: str,
+        symbol: str,
+        side: Side,
+        order_type: OrderType,
+        time_in_force: TimeInForce | None,
+        quantity: Decimal | None,
+        price: Decimal | None,
+        quote_order_qty: Decimal | None,
+        stop_price: Decimal | None,
+    ) -> tuple[
+        Pair, _Book, Side, OrderType, TimeInForce | None, Decimal, Decimal, str, Decimal, Balance
+    ]:
+        """The synchronous checks; returns what `place` needs to go on."""
         pair = self._pair_map.get(symbol)
         if pair is None:
             raise SymbolNotFound(f"No symbol found: {symbol}")
@@ -290,6 +312,28 @@ class MatchingEngine:
             raise InvalidRequestParam(
                 "quantity", f"quantity {qty} is not a multiple of {pair.quantity_step}"
             )
+        return pair, book, side, etype, time_in_force, qty, px, asset, need, bal
+
+    def place(
+        self,
+        user: str,
+        symbol: str,
+        side: Side,
+        order_type: OrderType,
+        time_in_force: TimeInForce | None,
+        quantity: Decimal | None,
+        price: Decimal | None = None,
+        *,
+        quote_order_qty: Decimal | None = None,
+        stop_price: Decimal | None = None,
+    ) -> PlaceResult:
+        """Place an order. Raises `OpexError` for everything OPEX refuses synchronously (see
+        `check`); engine-level refusals come back as a REJECTED order (order_id 0, never
+        listed)."""
+        pair, book, side, etype, time_in_force, qty, px, asset, need, bal = self._prepare(
+            user, symbol, side, order_type, time_in_force, quantity, price,
+            quote_order_qty, stop_price,
+        )  # fmt: skip
         px = px.quantize(book.price_q)
         qty = qty.quantize(book.qty_q)
 
@@ -654,6 +698,15 @@ class MatchingEngine:
         """The last `limit` trades, oldest first (Binance's order; OPEX's is unverified)."""
         trades = self._book(symbol).trades
         return trades[-limit:] if limit > 0 else []
+
+    def trade(self, symbol: str, trade_id: int) -> Trade | None:
+        """One trade of the pair by id (ids run 1, 2, ... per pair), or None."""
+        trades = self._book(symbol).trades
+        if 1 <= trade_id <= len(trades):
+            trade = trades[trade_id - 1]
+            if trade.trade_id == trade_id:
+                return trade
+        return None
 
     def ticker(self, symbol: str, window_ms: int = DAY_MS) -> Ticker:
         """Rolling statistics over the trades of the last `window_ms`. With no trade in the

@@ -28,6 +28,36 @@ class InternalServerError(OpexError):
     default_message = "Internal server error"
 
 
+class BadRequest(OpexError):
+    code = 1002
+    http_status = 400
+    name = "BadRequest"
+    default_message = "Bad request"
+
+
+class UnAuthorized(OpexError):
+    code = 1003
+    http_status = 401
+    name = "UnAuthorized"
+    default_message = "Unauthorized"
+
+
+class Forbidden(OpexError):
+    """1004: e.g. an API key used from an IP or on an endpoint outside its allow-lists."""
+
+    code = 1004
+    http_status = 403
+    name = "Forbidden"
+    default_message = "Forbidden"
+
+
+class ServiceUnavailable(OpexError):
+    code = 1006
+    http_status = 503
+    name = "ServiceUnavailable"
+    default_message = "Service unavailable"
+
+
 class InvalidRequestParam(OpexError):
     code = 1020
     http_status = 400
@@ -37,6 +67,40 @@ class InvalidRequestParam(OpexError):
     def __init__(self, param: str, message: str | None = None) -> None:
         self.param = param
         super().__init__(message or f"Parameter '{param}' is either missing or invalid")
+
+
+class InvalidRequestBody(OpexError):
+    code = 1021
+    http_status = 400
+    name = "InvalidRequestBody"
+    default_message = "Request body is invalid"
+
+
+class RateLimit(OpexError):
+    """1024: too many requests in a rate-limit group, or blocked after repeated excess."""
+
+    code = 1024
+    http_status = 429
+    name = "RateLimit"
+    default_message = "Too many requests"
+
+
+class InvalidSignature(OpexError):
+    """1025: an API-key signature that does not verify, or a timestamp over 5 minutes off."""
+
+    code = 1025
+    http_status = 400
+    name = "InvalidSignature"
+    default_message = "Invalid signature"
+
+
+class InvalidTime(OpexError):
+    """1026: an `X-API-TIMESTAMP` that is not a number."""
+
+    code = 1026
+    http_status = 400
+    name = "InvalidTime"
+    default_message = "Invalid timestamp"
 
 
 class SubmitOrderForbiddenByAccountant(OpexError):
@@ -62,6 +126,55 @@ class InvalidQuantity(OpexError):
     http_status = 400
     name = "InvalidQuantity"
     default_message = "Invalid quantity"
+
+
+class UserNotFound(OpexError):
+    code = 5004
+    http_status = 404
+    name = "UserNotFound"
+    default_message = "User not found"
+
+
+class InvalidOTP(OpexError):
+    code = 5005
+    http_status = 403
+    name = "InvalidOTP"
+    default_message = "Invalid OTP"
+
+
+class InvalidUsername(OpexError):
+    code = 5014
+    http_status = 400
+    name = "InvalidUsername"
+    default_message = "Invalid username"
+
+
+class InvalidRegisterToken(OpexError):
+    code = 5016
+    http_status = 400
+    name = "InvalidRegisterToken"
+    default_message = "Invalid register token"
+
+
+class ExpiredOTP(OpexError):
+    code = 5017
+    http_status = 400
+    name = "ExpiredOTP"
+    default_message = "OTP is expired"
+
+
+class InvalidToken(OpexError):
+    code = 5018
+    http_status = 400
+    name = "InvalidToken"
+    default_message = "Invalid token"
+
+
+class UsernameOrPasswordIsIncorrect(OpexError):
+    code = 5021
+    http_status = 400
+    name = "UsernameOrPasswordIsIncorrect"
+    default_message = "Username or password is incorrect"
 
 
 class UserAlreadyExists(OpexError):
@@ -97,6 +210,15 @@ class PairIsExist(OpexError):
     http_status = 400
     name = "PairIsExist"
     default_message = "Pair already exists"
+
+
+class PairNotFound(OpexError):
+    """6011: the matching gateway knows no such pair (unknown symbol on `/opex/v1/order`)."""
+
+    code = 6011
+    http_status = 400
+    name = "PairNotFound"
+    default_message = "Pair not found"
 
 
 class NotEnoughBalance(OpexError):
@@ -150,11 +272,27 @@ class InvalidLimitForRecentTrades(OpexError):
     default_message = "Valid limits: 1 min - 1000 max"
 
 
+class InvalidPriceChangeDuration(OpexError):
+    code = 7005
+    http_status = 400
+    name = "InvalidPriceChangeDuration"
+    default_message = "Valid durations: [24h, 7d, 1m]"
+
+
 class CancelOrderNotAllowed(OpexError):
     code = 7006
     http_status = 403
     name = "CancelOrderNotAllowed"
     default_message = "Canceling this order is not allowed"
+
+
+class APIKeyLimitReached(OpexError):
+    """7007 (OPEX reuses the code for InvalidInterval; the sandbox has no klines)."""
+
+    code = 7007
+    http_status = 400
+    name = "APIKeyLimitReached"
+    default_message = "Reached API key limit. Maximum number of API key is 10"
 
 
 def _all_subclasses(cls: type[OpexError]) -> list[type[OpexError]]:
