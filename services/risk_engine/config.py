@@ -180,3 +180,20 @@ class RiskSettings(BaseSettings):
         return RiskLimits(
             **{item.name: getattr(self, item.name) for item in fields(RiskLimits) if item.init}
         )
+
+
+class ServiceSettings(BaseSettings):
+    """How the risk engine process runs (not what it decides)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    host: str = Field(default="127.0.0.1", alias="RISK_ENGINE_HOST")
+    port: int = Field(default=8092, alias="RISK_ENGINE_PORT")
+    schema_name: str = Field(default="risk_engine", alias="RISK_ENGINE_SCHEMA")
+    group_id: str = Field(default="risk_engine", alias="RISK_ENGINE_GROUP")
+    instance: str = Field(default="0", alias="RISK_ENGINE_INSTANCE")
+    batch_size: int = Field(default=500, alias="RISK_ENGINE_BATCH_SIZE", ge=1, le=5000)
+    batch_timeout_ms: int = Field(default=5, alias="RISK_ENGINE_BATCH_TIMEOUT_MS", ge=0)
+    tick_interval_s: float = Field(default=1.0, alias="RISK_ENGINE_TICK_S", gt=0)
+    topic_prefix: str = Field(default="", alias="OPEXBRIDGE_TOPIC_PREFIX")
+    log_level: str = Field(default="INFO", alias="LOG_LEVEL")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import ssl
 from typing import Any, Literal
 
@@ -86,6 +87,8 @@ def create_broker(settings: KafkaSettings, *, service: str, **overrides: Any) ->
         "request_timeout_ms": settings.request_timeout_ms,
         "security": settings.security(),
         "description": f"opex-bridge {service}",
+        # FastStream logs every message at its broker log level: keep that for debugging.
+        "log_level": logging.DEBUG,
     }
     options.update(overrides)
     return KafkaBroker(settings.bootstrap_servers, **options)

@@ -1,0 +1,1 @@
+"""The risk engine's database: the journal, limits and control requests."""
