@@ -9,6 +9,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from rich.console import Console
 from rich.table import Table
 
+from opexbridge import risk
 from opexbridge.registry import with_migrations
 from shared.db import DatabaseSettings, migrate
 from shared.messaging import KafkaSettings, apply_topics, topic_specs
@@ -17,6 +18,7 @@ from shared.messaging.topics import TopicReport, describe
 app = typer.Typer(help="Ops tools for opex-bridge.", no_args_is_help=True)
 topics_app = typer.Typer(help="The suite's Kafka topics, declared in shared/messaging/topics.py.")
 app.add_typer(topics_app, name="topics")
+app.add_typer(risk.app, name="risk")
 console = Console()
 
 
@@ -100,3 +102,7 @@ def migrate_all() -> None:
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

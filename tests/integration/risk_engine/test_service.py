@@ -12,7 +12,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from opexbridge.cli import app as cli_app
 from services.risk_engine.app import build
 from services.risk_engine.config import RiskSettings, ServiceSettings
 from shared.contracts import (
@@ -25,6 +27,7 @@ from shared.contracts import (
     OrderFilled,
     OrderRejected,
     PositionUpdated,
+    TradingStateChanged,
     decode,
     encode,
     new_message,
@@ -269,3 +272,56 @@ async def test_service_when_killed_mid_stream_then_every_command_decided_once_an
     assert set(counts) == {"probe", *(f"o{i}" for i in range(1, 300))}
     assert set(counts.values()) == {1}
     assert encode(probe)  # the probe itself was a valid message
+
+
+async def test_ops_when_user_halted_or_limited_then_next_command_refused_and_state_published(
+    kafka_settings: KafkaSettings, database_url: str, topic_prefix: str, risk_schema: str
+) -> None:
+    p = topic_prefix
+    user = f"ops-{risk_schema}"
+    await produce(kafka_settings, p + "market.instruments", [instrument()])
+    await produce(kafka_settings, p + "market.tickers", [ticker()])
+    await produce(kafka_settings, p + "users.events", funded_user(user)[:1])
+    await produce(kafka_settings, p + "accounts.events", funded_user(user)[1:])
+    app = build(
+        settings(risk_schema, p),
+        kafka=kafka_settings,
+        database=DatabaseSettings(DATABASE_URL=database_url),
+        risk=RiskSettings(reference_price_max_age_ms=600000),
+    )
+    runner = CliRunner()
+
+    def cli(*args: str) -> None:
+        result = runner.invoke(cli_app, [*args, "--schema", risk_schema])
+        assert result.exit_code == 0, result.output
+
+    await app.start()
+    try:
+        account = app.service.engine.state.accounts
+
+        async def ready() -> bool:
+            return user in account and account[user].totals is not None
+
+        await wait_for(ready, timeout=30)
+        await asyncio.to_thread(cli, "risk", "halt", "--user", user, "--reason", "incident 7")
+        await produce(kafka_settings, p + "orders.commands", [keyed(limit_buy(user, "h1"))])
+        await asyncio.to_thread(cli, "risk", "resume", "--user", user, "--reason", "resolved")
+        await asyncio.to_thread(
+            cli, "risk", "limits", "set", "--user", user, "--max-order-notional", "20"
+        )
+        await asyncio.sleep(1.5)  # the engine applies both on its next tick
+        await produce(kafka_settings, p + "orders.commands", [keyed(limit_buy(user, "h2"))])
+        rejected = await outputs(kafka_settings, p + "orders.events", {user}, 2)
+        reasons = [e.data_as(OrderRejected).reason_code for e in rejected]
+        assert reasons == ["TRADING_HALTED", "MAX_NOTIONAL"]
+        changes = await outputs(kafka_settings, p + "accounts.events", {user}, 2)
+        states = [
+            (e.data.state, e.data.changed_by, e.data.reason)
+            for e in changes
+            if isinstance(e.data, TradingStateChanged)
+        ]
+        assert [s[0] for s in states] == ["HALTED", "ACTIVE"]
+        assert states[0][1].startswith("ops:")
+        assert states[0][2] == "incident 7"
+    finally:
+        await app.stop()
