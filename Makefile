@@ -76,3 +76,7 @@ notifier: install ## Run the notifier alone (WebSocket + REST snapshots on 127.0
 
 bench-notifier: install ## Notifier bench (idle connections, events/s, latency) -> .bench/notifier.json
 	$(PY) -m services.notifier.bench
+
+.PHONY: bench-risk
+bench-risk: install ## Risk engine: decisions/s, latency, bare relay baseline -> .bench/risk_engine.json
+	$(PY) -m services.risk_engine.bench

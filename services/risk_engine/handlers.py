@@ -62,7 +62,7 @@ _JOURNALED_OUTPUTS = (OrderApproved, OrderRejected, TradingStateChanged)
 class _Batch:
     """What one batch (or timer tick) decided: messages to publish, journal rows."""
 
-    outgoing: list[Envelope[Any]] = field(default_factory=list)
+    outgoing: list[tuple[Envelope[Any], bytes | None]] = field(default_factory=list)
     journal: list[store.JournalRow] = field(default_factory=list)
     tickers: dict[str, bytes] = field(default_factory=dict)
 
@@ -84,6 +84,8 @@ class RiskService:
         self._dirty_balances: set[str] = set()
         self._balances_interval_ms = balances_interval_ms
         self._last_balances_ms = 0
+        self._last_control_ms = 0
+        self.control_interval_ms = 100
 
     # ---------------------------------------------------------------------- startup
 
@@ -110,13 +112,14 @@ class RiskService:
         """The new messages of one consumed batch, in order."""
         async with self._lock:
             batch = _Batch()
-            await self._control(tx.session, batch)
+            if self._clock() - self._last_control_ms >= self.control_interval_ms:
+                await self._control(tx.session, batch)
             for envelope in envelopes:
                 self._dispatch(envelope, batch)
             await store.append_journal(tx.session, batch.journal)
             await store.save_tickers(tx.session, batch.tickers)
-            for out in batch.outgoing:
-                tx.publish(out)
+            for out, encoded in batch.outgoing:
+                tx.publish(out, encoded=encoded)
 
     async def tick(self, session: AsyncSession, *, topic_prefix: str = "") -> int:
         """The timer: pending ops requests, a new UTC day, held-back position updates,
@@ -135,7 +138,8 @@ class RiskService:
                         self._emit(None, user_id, view, batch)
                 self._dirty_balances.clear()
             await store.append_journal(session, batch.journal)
-            await stage(session, [(e, None) for e in batch.outgoing], topic_prefix=topic_prefix)
+            staged = [(e, None, encoded) for e, encoded in batch.outgoing]
+            await stage(session, staged, topic_prefix=topic_prefix)
             return len(batch.outgoing)
 
     # ------------------------------------------------------------------------ control
@@ -149,7 +153,9 @@ class RiskService:
             log.info("risk_limits_loaded", user_overrides=len(users))
 
     async def _control(self, session: AsyncSession, batch: _Batch) -> None:
-        """Apply limit changes and trading-state requests made by ops since last time."""
+        """Apply limit changes and trading-state requests made by ops since last time
+        (at most every ``control_interval_ms`` on the hot path, and on every tick)."""
+        self._last_control_ms = self._clock()
         await self._reload_limits(session)
         for request in await store.take_control_requests(session):
             change = self.engine.set_trading_state(
@@ -241,9 +247,11 @@ class RiskService:
             envelope = caused_by(parent, message, user_id=user_id)
         else:
             envelope = new_message(message, user_id=user_id)
-        batch.outgoing.append(envelope)
+        encoded = None
         if isinstance(message, _JOURNALED_OUTPUTS):
-            batch.journal.append(store.JournalRow(user_id, self._clock(), encode(envelope)))
+            encoded = encode(envelope)
+            batch.journal.append(store.JournalRow(user_id, self._clock(), encoded))
+        batch.outgoing.append((envelope, encoded))
 
     def _journal(self, envelope: Envelope[Any], batch: _Batch) -> None:
         at_ms = epoch_ms(envelope.occurred_at)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import json
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -17,7 +18,7 @@ from shared.contracts import ContractError, Envelope, decode
 from shared.db import Database, is_transient_db_error
 from shared.messaging._dlq import DeadLetters
 from shared.messaging._outbox import stage
-from shared.messaging._tables import inbox_table
+from shared.messaging._tables import INBOX_CLAIM, inbox_table
 from shared.observability.metrics import MESSAGES_CONSUMED, PROCESSING_SECONDS
 
 log = structlog.get_logger(__name__)
@@ -76,12 +77,14 @@ class Transaction:
 
     session: AsyncSession
     delivery: Delivery | None = None
-    _outgoing: list[tuple[Envelope[Any], str | None]] = field(default_factory=list)
+    _outgoing: list[tuple[Envelope[Any], str | None, bytes | None]] = field(default_factory=list)
 
-    def publish(self, envelope: Envelope[Any], *, topic: str | None = None) -> None:
+    def publish(
+        self, envelope: Envelope[Any], *, topic: str | None = None, encoded: bytes | None = None
+    ) -> None:
         """Publish ``envelope`` (to its model's topic unless ``topic`` is given) if the
-        transaction commits."""
-        self._outgoing.append((envelope, topic))
+        transaction commits; ``encoded`` is ``encode(envelope)`` when the caller has it."""
+        self._outgoing.append((envelope, topic, encoded))
 
 
 Handler = Callable[[Envelope[Any], Transaction], Awaitable[None]]
@@ -228,25 +231,26 @@ class Consumer:
         valid: Sequence[tuple[int, Envelope[Any]]],
         handler: BatchHandler,
     ) -> set[UUID]:
-        rows: dict[UUID, dict[str, Any]] = {}
+        claim: dict[UUID, Delivery] = {}
         for index, envelope in valid:
-            delivery = deliveries[index]
-            rows.setdefault(
-                envelope.id,
-                {
-                    "consumer": self.name,
-                    "message_id": envelope.id,
-                    "topic": delivery.topic,
-                    "partition": delivery.partition,
-                    "offset": delivery.offset,
-                },
-            )
+            claim.setdefault(envelope.id, deliveries[index])
         async with self._db.transaction() as session:
             inserted = await session.execute(
-                pg_insert(inbox_table)
-                .values(list(rows.values()))
-                .on_conflict_do_nothing()
-                .returning(inbox_table.c.message_id)
+                INBOX_CLAIM,
+                {
+                    "rows": json.dumps(
+                        [
+                            {
+                                "consumer": self.name,
+                                "message_id": str(message_id),
+                                "topic": d.topic,
+                                "partition": d.partition,
+                                "offset": d.offset,
+                            }
+                            for message_id, d in claim.items()
+                        ]
+                    )
+                },
             )
             fresh = {row[0] for row in inserted}
             seen: set[UUID] = set()

@@ -2,19 +2,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts import Envelope, encode, partition_key
 from shared.db import Database, is_transient_db_error
 from shared.messaging._broker import KafkaSettings
-from shared.messaging._tables import outbox_table
+from shared.messaging._tables import OUTBOX_DELETE, OUTBOX_STAGE, outbox_table
 from shared.messaging.topics import OUTBOX_PROGRESS
 from shared.observability.metrics import OUTBOX_PUBLISHED
 
@@ -36,25 +37,32 @@ def message_headers(envelope: Envelope[Any]) -> dict[str, str]:
 
 async def stage(
     session: AsyncSession,
-    outgoing: Iterable[tuple[Envelope[Any], str | None]],
+    outgoing: Iterable[
+        tuple[Envelope[Any], str | None] | tuple[Envelope[Any], str | None, bytes | None]
+    ],
     *,
     topic_prefix: str = "",
 ) -> int:
     """Write messages to the outbox inside the caller's transaction. They are published
     by :class:`OutboxRelay` if, and only if, that transaction commits."""
-    rows = [
-        {
-            "message_id": envelope.id,
-            "topic": topic_prefix + (topic or envelope.topic),
-            "key": partition_key(envelope),
-            "payload": encode(envelope),
-            "headers": message_headers(envelope),
-        }
-        for envelope, topic in outgoing
-    ]
-    if rows:
-        await session.execute(insert(outbox_table), rows)
-    return len(rows)
+    items = list(outgoing)
+    if items:
+        rows = []
+        for n, item in enumerate(items):
+            envelope, topic = item[0], item[1]
+            encoded = item[2] if len(item) > 2 else None
+            rows.append(
+                {
+                    "n": n,
+                    "message_id": str(envelope.id),
+                    "topic": topic_prefix + (topic or envelope.topic),
+                    "key": partition_key(envelope).decode(),
+                    "payload": (encoded or encode(envelope)).decode(),
+                    "headers": message_headers(envelope),
+                }
+            )
+        await session.execute(OUTBOX_STAGE, {"rows": json.dumps(rows)})
+    return len(items)
 
 
 PROGRESS_TOPIC = OUTBOX_PROGRESS
@@ -217,7 +225,7 @@ class OutboxRelay:
 
     async def _forget(self, session: AsyncSession, ids: list[int]) -> None:
         """Delete rows the broker has committed (within the batch's transaction)."""
-        await session.execute(delete(outbox_table).where(outbox_table.c.id.in_(ids)))
+        await session.execute(OUTBOX_DELETE, {"ids": ids})
 
     async def drain(self) -> int:
         """Publish until the outbox is empty (tests, shutdown)."""

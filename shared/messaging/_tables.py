@@ -50,3 +50,31 @@ Index("inbox_processed_at", inbox_table.c.processed_at)
 def create_messaging_tables(bind: Connection) -> None:
     """Create the inbox and outbox in the connection's current schema (for migrations)."""
     metadata.create_all(bind)
+
+
+# Bulk statements: one round trip and one cached statement per batch, whatever its size.
+# Rows travel as one JSON document (json.dumps is C; psycopg's text arrays escape each
+# element with a regex, and SQLAlchemy's multi-VALUES inserts compile anew per size).
+# Payloads and keys are UTF-8 (encoded envelopes, user ids, symbols).
+INBOX_CLAIM = text(
+    """
+    INSERT INTO inbox (consumer, message_id, topic, partition, "offset")
+    SELECT consumer, message_id, topic, partition, "offset"
+    FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+        AS x(consumer text, message_id uuid, topic text, partition int, "offset" bigint)
+    ON CONFLICT DO NOTHING
+    RETURNING message_id
+    """
+)
+
+OUTBOX_STAGE = text(
+    """
+    INSERT INTO outbox (message_id, topic, key, payload, headers)
+    SELECT message_id, topic, convert_to(key, 'UTF8'), convert_to(payload, 'UTF8'), headers
+    FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+        AS x(n int, message_id uuid, topic text, key text, payload text, headers jsonb)
+    ORDER BY n
+    """
+)
+
+OUTBOX_DELETE = text("DELETE FROM outbox WHERE id = ANY(CAST(:ids AS bigint[]))")

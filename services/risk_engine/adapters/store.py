@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,12 +27,25 @@ class JournalRow:
     payload: bytes
 
 
+_APPEND = text(
+    """
+    INSERT INTO journal (user_id, at_ms, payload)
+    SELECT user_id, at_ms, convert_to(payload, 'UTF8')
+    FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+        AS x(n int, user_id text, at_ms bigint, payload text)
+    ORDER BY n
+    """
+)
+
+
 async def append_journal(session: AsyncSession, rows: Sequence[JournalRow]) -> None:
+    """Append in order (one statement; ``seq`` follows the array order)."""
     if rows:
-        await session.execute(
-            insert(journal),
-            [{"user_id": r.user_id, "at_ms": r.at_ms, "payload": r.payload} for r in rows],
-        )
+        document = [
+            {"n": n, "user_id": r.user_id, "at_ms": r.at_ms, "payload": r.payload.decode()}
+            for n, r in enumerate(rows)
+        ]
+        await session.execute(_APPEND, {"rows": json.dumps(document)})
 
 
 async def read_journal(db: Database, *, chunk: int = 5000) -> AsyncIterator[JournalRow]:
