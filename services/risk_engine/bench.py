@@ -297,12 +297,15 @@ async def main() -> dict[str, Any]:
             "RISK_REFERENCE_PRICE_MAX_AGE_MS": "3600000",
             "LOG_LEVEL": "WARNING",
         }
+        log_path = REPO / ".bench" / "risk_engine.log"
+        log_path.parent.mkdir(exist_ok=True)
+        log = log_path.open("wb")
         child = subprocess.Popen(
             [sys.executable, "-m", "services.risk_engine"],
             env=env,
             cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         warm = await _pipeline_run(kafka, prefix, users, 200, None, 0)
         if warm.count < 200:
