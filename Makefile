@@ -80,3 +80,10 @@ bench-notifier: install ## Notifier bench (idle connections, events/s, latency) 
 .PHONY: bench-risk
 bench-risk: install ## Risk engine: decisions/s, latency, bare relay baseline -> .bench/risk_engine.json
 	$(PY) -m services.risk_engine.bench
+
+.PHONY: user-sync bench-users
+user-sync: install ## Run user_sync alone (needs Kafka, PostgreSQL and OPEX or the sandbox)
+	$(PY) -m services.user_sync
+
+bench-users: install ## user_sync: 1,000 users against the sandbox -> .bench/user_sync.json
+	$(PY) -m services.user_sync.bench

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from opexbridge import dlq, publish, risk, tail, top
 from opexbridge.registry import with_migrations
+from opexbridge.users import users_app
 from shared.db import DatabaseSettings, migrate
 from shared.messaging import KafkaSettings, apply_topics, topic_specs
 from shared.messaging.topics import TopicReport, describe
@@ -19,6 +20,7 @@ app = typer.Typer(help="Ops tools for opex-bridge.", no_args_is_help=True)
 topics_app = typer.Typer(help="The suite's Kafka topics, declared in shared/messaging/topics.py.")
 app.add_typer(topics_app, name="topics")
 app.add_typer(risk.app, name="risk")
+app.add_typer(users_app, name="users")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(publish.app, name="publish")
 app.command("tail")(tail.tail_command)

@@ -1,0 +1,1 @@
+"""user_sync's adapters: the database (`store`), Kafka (`kafka`)."""
