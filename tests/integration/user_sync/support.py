@@ -4,7 +4,6 @@ messages, and reads of what the service published."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 import uuid
@@ -13,7 +12,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from services.opex_sandbox.app import create_app as create_sandbox
@@ -22,6 +20,7 @@ from services.user_sync.config import UserSyncSettings
 from shared.contracts import Envelope, UserRegistered, decode, encode, new_message
 from shared.messaging import KafkaSettings
 from shared.opex import OpexSettings
+from tests.support.asgi import serve_in_thread
 from tests.support.kafka import produce
 
 ADMIN_KEY = "us-it-admin-key"
@@ -130,29 +129,8 @@ def serve_sandbox() -> Iterator[Sandbox]:
     state = app.state.sandbox
     seen = SecretsSeen()
     _record_secrets(state, seen)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2)
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    for _ in range(500):
-        if server.started:
-            break
-        if not thread.is_alive():
-            raise RuntimeError("the sandbox did not start")
-        threading.Event().wait(0.01)
-    else:
-        raise RuntimeError("the sandbox did not start in 5 s")
-    try:
-        yield Sandbox(url=f"http://127.0.0.1:{port}", state=state, seen=seen)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with serve_in_thread(app) as url:
+        yield Sandbox(url=url, state=state, seen=seen)
 
 
 # ------------------------------------------------------------------------------- messages

@@ -1,26 +1,18 @@
 """The client against the real sandbox app, served by uvicorn on 127.0.0.1 (a free port)
 in a thread of its own: market maker off, a short listing delay, rate limits off unless a
-test turns them on (`PUT /sandbox/faults`). Skipped while the sandbox app does not exist."""
+test turns them on (`PUT /sandbox/faults`)."""
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
 
-sandbox_app = pytest.importorskip(
-    "services.opex_sandbox.app",
-    reason="the OPEX sandbox HTTP app (services/opex_sandbox/app.py) does not exist yet",
-)
-sandbox_config = pytest.importorskip("services.opex_sandbox.config")
-
-import uvicorn  # noqa: E402
-
-from shared.opex import OpexClient  # noqa: E402
-from tests.integration.shared.opex.support import (  # noqa: E402
+import services.opex_sandbox.app as sandbox_app
+import services.opex_sandbox.config as sandbox_config
+from shared.opex import OpexClient
+from tests.integration.shared.opex.support import (
     ADMIN_KEY,
     ADMIN_SECRET,
     CANCEL_DELAY_MS,
@@ -31,6 +23,7 @@ from tests.integration.shared.opex.support import (  # noqa: E402
     Sandbox,
     settings_for,
 )
+from tests.support.asgi import serve_in_thread
 
 
 @pytest.fixture(scope="session")
@@ -49,30 +42,8 @@ def sandbox() -> Iterator[Sandbox]:
         take_no_answer_delay_s=TAKE_NO_ANSWER_DELAY_S,
     )
     app = sandbox_app.create_app(config)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    # uvicorn installs no signal handlers outside the main thread
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2)
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    for _ in range(500):
-        if server.started:
-            break
-        if not thread.is_alive():
-            raise RuntimeError("the sandbox did not start")
-        threading.Event().wait(0.01)
-    else:
-        raise RuntimeError("the sandbox did not start in 5 s")
-    try:
-        yield Sandbox(url=f"http://127.0.0.1:{port}", config=config)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with serve_in_thread(app) as url:
+        yield Sandbox(url=url, config=config)
 
 
 @pytest.fixture
