@@ -1,0 +1,116 @@
+"""REST snapshots of the same state the stream carries (the platform's paths).
+
+Each answer names the stream position it reflects, ``{"seq": S, "epoch": E, ...}``:
+subscribe with ``since=S`` and ``epoch=E`` and the stream continues at ``S + 1``, with
+nothing missed and nothing doubled. ``Authorization: Bearer <jwt>``, the same tokens as
+the WebSocket.
+"""
+
+# No ``from __future__ import annotations`` here: FastAPI reads the annotations of the
+# routes defined inside `rest_router` at run time, and those name local dependencies.
+
+from typing import Annotated, Any, Protocol
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+
+from services.notifier.adapters.store import AccountSnapshot, Snapshot
+from services.notifier.domain.auth import AuthError, AuthFailure, Identity
+from shared.contracts import OrderStatus, normalize_symbol
+
+__all__ = ["SnapshotReader", "rest_router"]
+
+
+class SnapshotReader(Protocol):
+    async def orders_snapshot(
+        self,
+        user_id: str,
+        *,
+        symbol: str | None = None,
+        statuses: list[str] | None = None,
+        terminal: bool | None = None,
+        limit: int = 100,
+    ) -> Snapshot: ...
+
+    async def positions_snapshot(self, user_id: str, *, symbol: str | None = None) -> Snapshot: ...
+
+    async def account_snapshot(self, user_id: str) -> AccountSnapshot: ...
+
+
+class _Verifier(Protocol):
+    async def verify(self, token: str) -> Identity: ...
+
+
+def _problem(status: int, code: str, message: str) -> HTTPException:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return HTTPException(status, detail={"code": code, "message": message}, headers=headers)
+
+
+def _symbol(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    try:
+        return normalize_symbol(value)
+    except ValueError as error:
+        raise _problem(400, "invalid_symbol", str(error)) from None
+
+
+def order_filter(status: str | None) -> tuple[list[str] | None, bool | None]:
+    """``status``: ``open`` (not terminal), ``closed`` (terminal), ``all`` / none, or one
+    order status (``filled``, ``CANCELED``...)."""
+    if status is None or status.lower() in ("", "all"):
+        return None, None
+    lowered = status.lower()
+    if lowered == "open":
+        return None, False
+    if lowered == "closed":
+        return None, True
+    try:
+        return [OrderStatus(status).value.lower()], None
+    except ValueError:
+        raise _problem(
+            400, "invalid_status", "status is open, closed, all or an order status"
+        ) from None
+
+
+def rest_router(store: SnapshotReader, verifier: _Verifier) -> APIRouter:
+    router = APIRouter(prefix="/api/trading", tags=["snapshots"])
+
+    async def identity(request: Request) -> Identity:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise _problem(401, "invalid_token", "send Authorization: Bearer <token>")
+        try:
+            return await verifier.verify(token.strip())
+        except AuthError as error:
+            if error.failure is AuthFailure.UNAVAILABLE:
+                raise _problem(503, error.failure.value, error.message) from None
+            raise _problem(401, error.failure.value, error.message) from None
+
+    User = Annotated[Identity, Depends(identity)]
+
+    @router.get("/orders")
+    async def orders(
+        user: User,
+        symbol: str | None = None,
+        status: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> dict[str, Any]:
+        """The user's orders, most recently changed first, with the stream position."""
+        statuses, terminal = order_filter(status)
+        snapshot = await store.orders_snapshot(
+            user.user_id, symbol=_symbol(symbol), statuses=statuses, terminal=terminal, limit=limit
+        )
+        return snapshot.as_dict()
+
+    @router.get("/positions")
+    async def positions(user: User, symbol: str | None = None) -> dict[str, Any]:
+        """The user's open positions, with the stream position."""
+        return (await store.positions_snapshot(user.user_id, symbol=_symbol(symbol))).as_dict()
+
+    @router.get("/account")
+    async def account(user: User) -> dict[str, Any]:
+        """The user's balances and trading state, with the stream position."""
+        return (await store.account_snapshot(user.user_id)).as_dict()
+
+    return router

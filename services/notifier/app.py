@@ -1,0 +1,181 @@
+"""The notifier's composition root: ``create_app()`` wires settings, the database, the
+Kafka subscribers, the fan-out hub, the WebSocket endpoint and the REST snapshots into
+one ASGI app whose lifespan starts and stops the consumers.
+
+One path to follow: Kafka batch → adapters/kafka.py → handlers.py (`UserEventsHandler`)
+→ domain/events.py + domain/stream.py → adapters/store.py (one transaction) →
+adapters/hub.py → adapters/websocket.py (`Connection`) → the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import structlog
+from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
+
+from services.notifier.adapters.hub import Hub
+from services.notifier.adapters.jwks import JwksKeys
+from services.notifier.adapters.kafka import subscribe
+from services.notifier.adapters.rest import rest_router
+from services.notifier.adapters.server import install_token_filter
+from services.notifier.adapters.store import StreamStore
+from services.notifier.adapters.websocket import Context, WebSocketEndpoint
+from services.notifier.config import NotifierSettings
+from services.notifier.domain.auth import TokenVerifier
+from services.notifier.domain.stream import Retention
+from services.notifier.handlers import TickerHandler, UserEventsHandler
+from shared.db import Database, DatabaseSettings
+from shared.messaging import DeadLetters, KafkaSettings, create_broker
+from shared.observability import Health, ops_routes
+
+__all__ = ["NotifierApp", "build_verifier", "create_app"]
+
+log = structlog.get_logger(__name__)
+WS_PATH = "/ws"
+
+
+class NotifierApp(FastAPI):
+    """FastAPI with ``/ws`` served by a raw ASGI handler: a WebSocket lives for hours,
+    and every middleware layer or per-connection object adds to its idle memory."""
+
+    ws_endpoint: WebSocketEndpoint | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == WS_PATH and self.ws_endpoint:
+            await self.ws_endpoint(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+def build_verifier(settings: NotifierSettings) -> TokenVerifier:
+    keys = (
+        JwksKeys(settings.jwt_jwks_url, cache_s=settings.jwks_cache_s)
+        if settings.jwt_jwks_url
+        else None
+    )
+    return TokenVerifier(
+        hs256_secret=settings.hs256_secret(),
+        keys=keys,
+        audience=settings.jwt_audience,
+        issuer=settings.jwt_issuer,
+        leeway_s=settings.jwt_leeway_s,
+    )
+
+
+def _warn_about(settings: NotifierSettings) -> None:
+    if settings.uses_dev_secret:
+        log.warning(
+            "jwt_dev_secret_in_use",
+            message="JWT_SECRET and JWT_JWKS_URL are unset: accepting HS256 tokens signed "
+            "with the public development secret. Never run like this outside a laptop.",
+        )
+    secret = settings.hs256_secret()
+    if secret is not None and len(secret.encode()) < 32:
+        log.warning(
+            "jwt_secret_short",
+            message="JWT_SECRET is shorter than 32 bytes, below RFC 7518's minimum for HS256.",
+        )
+    if settings.jwt_audience is None or settings.jwt_issuer is None:
+        log.warning(
+            "jwt_claims_unchecked",
+            message="JWT_AUDIENCE and/or JWT_ISSUER are unset: tokens are accepted "
+            "whatever their aud / iss.",
+        )
+
+
+async def _prune_forever(store: StreamStore, settings: NotifierSettings, health: Health) -> None:
+    while True:
+        await asyncio.sleep(settings.prune_interval_s)
+        try:
+            pruned = await store.prune()
+            inbox = await store.prune_inbox(settings.inbox_retention_s)
+            if pruned or inbox:
+                log.info("pruned", stream_events=pruned, inbox_rows=inbox)
+        except Exception as error:
+            health.last_error = f"prune: {type(error).__name__}"
+            log.warning("prune_failed", error=f"{type(error).__name__}: {error}"[:300])
+
+
+def create_app(
+    settings: NotifierSettings | None = None,
+    *,
+    kafka: KafkaSettings | None = None,
+    database_url: str | None = None,
+) -> NotifierApp:
+    """The notifier as an ASGI app; serve it with ``adapters.server.uvicorn_config``."""
+    settings = settings or NotifierSettings()
+    kafka = kafka or KafkaSettings()
+    db = Database(
+        database_url or DatabaseSettings().database_url,
+        settings.schema_name,
+        pool_size=settings.db_pool_size,
+    )
+    store = StreamStore(
+        db,
+        retention=Retention(settings.retention_events, settings.retention_s),
+        max_replay=settings.retention_events * 2 + settings.batch_max_records,
+    )
+    hub = Hub()
+    verifier = build_verifier(settings)
+    # per-batch access lines at DEBUG: at thousands of events a second they are noise
+    broker = create_broker(kafka, service="notifier", log_level=logging.DEBUG)
+    users = UserEventsHandler(
+        store, hub, DeadLetters(broker, "notifier"), topic_prefix=settings.topic_prefix
+    )
+    pipeline = subscribe(
+        broker, settings, users, TickerHandler(hub, topic_prefix=settings.topic_prefix)
+    )
+
+    health = Health("notifier")
+    health.add("database", db.ping)
+
+    async def kafka_up() -> bool:
+        return bool(await broker.ping(timeout=1.5))
+
+    health.add("kafka", kafka_up)
+    endpoint = WebSocketEndpoint(Context(settings, hub, store, verifier))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        _warn_about(settings)
+        install_token_filter()
+        await broker.start()
+        pruner = asyncio.create_task(_prune_forever(store, settings, health))
+        log.info(
+            "notifier_started",
+            group=settings.consumer_group,
+            topic_prefix=settings.topic_prefix,
+            schema=settings.schema_name,
+        )
+        try:
+            yield {}
+        finally:
+            pruner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pruner
+            await broker.stop()
+            await pipeline.drain()
+            for connection in list(hub):
+                dispose = getattr(connection, "dispose", None)
+                if dispose is not None:
+                    dispose()
+            await store.aclose()
+            await db.dispose()
+            log.info("notifier_stopped")
+
+    app = NotifierApp(title="opex-bridge notifier", lifespan=lifespan)
+    app.ws_endpoint = endpoint
+    app.include_router(rest_router(store, verifier))
+    app.router.routes.extend(ops_routes(health))
+    app.state.settings = settings
+    app.state.hub = hub
+    app.state.store = store
+    app.state.broker = broker
+    app.state.health = health
+    return app
