@@ -70,11 +70,8 @@ def _stop(children: dict[str, subprocess.Popen[bytes]]) -> None:
 
 def main() -> int:
     stack: Any = load_stack()
-    stopping = False
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -116,7 +113,12 @@ def main() -> int:
         _stop(children)
         if started is not None:
             stack.stop(started)
-        print("stopped" if stopping or not children else "")
+        kept = (
+            ""
+            if started is None or started.started
+            else " (Kafka and PostgreSQL were already running: left as they were)"
+        )
+        print(f"stopped{kept}")
 
 
 if __name__ == "__main__":
