@@ -304,7 +304,10 @@ async def test_ops_when_user_halted_or_limited_then_next_command_refused_and_sta
 
         await wait_for(ready, timeout=30)
         await asyncio.to_thread(cli, "risk", "halt", "--user", user, "--reason", "incident 7")
+        await asyncio.sleep(1.5)  # applied on the engine's next tick at the latest
         await produce(kafka_settings, p + "orders.commands", [keyed(limit_buy(user, "h1"))])
+        halted = await outputs(kafka_settings, p + "orders.events", {user}, 1)
+        assert [e.data_as(OrderRejected).reason_code for e in halted] == ["TRADING_HALTED"]
         await asyncio.to_thread(cli, "risk", "resume", "--user", user, "--reason", "resolved")
         await asyncio.to_thread(
             cli, "risk", "limits", "set", "--user", user, "--max-order-notional", "20"
