@@ -29,7 +29,6 @@ from shared.contracts import (
     PositionUpdated,
     TradingStateChanged,
     decode,
-    encode,
     new_message,
 )
 from shared.db import DatabaseSettings
@@ -271,7 +270,6 @@ async def test_service_when_killed_mid_stream_then_every_command_decided_once_an
     del counts["o0"]
     assert set(counts) == {"probe", *(f"o{i}" for i in range(1, 300))}
     assert set(counts.values()) == {1}
-    assert encode(probe)  # the probe itself was a valid message
 
 
 async def test_ops_when_user_halted_or_limited_then_next_command_refused_and_state_published(
