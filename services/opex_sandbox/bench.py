@@ -222,25 +222,12 @@ def _sign(secret: str, method: str, path: str, query: str, timestamp: int) -> st
 
 
 def _quiet_client_process() -> None:
-    """For the benchmark's own process: no per-request debug log lines from the client,
-    and no per-request failing import in httpcore (see `_quiet_httpcore`)."""
+    """For the benchmark's own process: no per-request debug log lines from the client."""
     import logging
 
     import structlog
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    _quiet_httpcore()
-
-
-def _quiet_httpcore() -> None:
-    """httpcore imports `sniffio` on every request to tell asyncio from trio; anyio no longer
-    installs it, so each request pays a failing import (a full sys.path scan, 0.3-0.8 ms
-    measured). A None in sys.modules makes that import fail at once; httpcore then assumes
-    asyncio, which is what runs here."""
-    import importlib.util
-
-    if importlib.util.find_spec("sniffio") is None:
-        sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 
 def _client_package() -> Any:

@@ -5,6 +5,7 @@ import enum
 import json
 import random
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -215,10 +216,10 @@ class Consumer:
             break
         done = [outcome or Outcome.DUPLICATE for outcome in outcomes]
         elapsed = time.perf_counter() - started
-        for delivery, outcome in zip(deliveries, done, strict=True):
-            MESSAGES_CONSUMED.labels(
-                consumer=self.name, topic=delivery.topic, outcome=outcome
-            ).inc()
+        # One labelled increment per (topic, outcome), not per message: this is the hot path.
+        counts = Counter((d.topic, outcome) for d, outcome in zip(deliveries, done, strict=True))
+        for (topic, outcome), n in counts.items():
+            MESSAGES_CONSUMED.labels(consumer=self.name, topic=topic, outcome=outcome).inc(n)
         if deliveries:
             PROCESSING_SECONDS.labels(consumer=self.name, topic=deliveries[0].topic).observe(
                 elapsed
