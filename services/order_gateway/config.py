@@ -12,9 +12,16 @@ from dataclasses import dataclass, fields
 from decimal import Decimal
 from enum import StrEnum
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["MAX_MARKET_COLLAR_PCT", "GatewayConfig", "GatewaySettings", "Surface"]
+__all__ = [
+    "MAX_MARKET_COLLAR_PCT",
+    "GatewayConfig",
+    "GatewaySettings",
+    "ServiceSettings",
+    "Surface",
+]
 
 MAX_MARKET_COLLAR_PCT = Decimal("0.05")
 """The risk engine's default ``market_collar_pct``: a market buy reserves reference x
@@ -145,3 +152,32 @@ class GatewaySettings(BaseSettings):
         return GatewayConfig(
             **{item.name: getattr(self, item.name) for item in fields(GatewayConfig)}
         )
+
+
+class ServiceSettings(BaseSettings):
+    """How the gateway process runs (not how it places orders: `GatewaySettings`)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    host: str = Field(default="127.0.0.1", alias="ORDER_GATEWAY_HOST")
+    port: int = Field(default=8093, alias="ORDER_GATEWAY_PORT")
+    schema_name: str = Field(default="order_gateway", alias="ORDER_GATEWAY_SCHEMA")
+    group_id: str = Field(default="order_gateway", alias="ORDER_GATEWAY_GROUP")
+    instance: str = Field(default="0", alias="ORDER_GATEWAY_INSTANCE")
+    batch_size: int = Field(default=500, alias="ORDER_GATEWAY_BATCH_SIZE", ge=1, le=5000)
+    batch_timeout_ms: int = Field(default=5, alias="ORDER_GATEWAY_BATCH_TIMEOUT_MS", ge=0)
+    credentials_schema: str = Field(default="user_sync", alias="ORDER_GATEWAY_CREDENTIALS_SCHEMA")
+    place_concurrency: int = Field(default=64, alias="ORDER_GATEWAY_PLACE_CONCURRENCY", ge=1)
+    poll_concurrency: int = Field(default=32, alias="ORDER_GATEWAY_POLL_CONCURRENCY", ge=1)
+    balances_interval_ms: int = Field(
+        default=1_000, alias="ORDER_GATEWAY_BALANCES_INTERVAL_MS", gt=0
+    )
+    market_data_interval_ms: int = Field(
+        default=1_000, alias="ORDER_GATEWAY_MARKET_DATA_INTERVAL_MS", gt=0
+    )
+    instruments_interval_ms: int = Field(
+        default=60_000, alias="ORDER_GATEWAY_INSTRUMENTS_INTERVAL_MS", gt=0
+    )
+    publish_market_data: bool = Field(default=True, alias="ORDER_GATEWAY_PUBLISH_MARKET_DATA")
+    topic_prefix: str = Field(default="", alias="OPEXBRIDGE_TOPIC_PREFIX")
+    log_level: str = Field(default="INFO", alias="LOG_LEVEL")
