@@ -185,7 +185,12 @@ class GatewayService:
         self.market_data_interval_ms = market_data_interval_ms
         self.instruments_interval_ms = instruments_interval_ms
         self.publish_market_data = publish_market_data
-        self._place_slots = asyncio.Semaphore(place_concurrency)
+        self.place_concurrency = place_concurrency
+        self._sending: set[str] = set()
+        """Orders whose placement request is out (or about to go): never given up while
+        here, and at most ``place_concurrency`` of them, so an intent's request time is
+        the time its request really leaves."""
+        self._cancel_slots = asyncio.Semaphore(place_concurrency)
         self._poll_slots = asyncio.Semaphore(poll_concurrency)
         # orders waiting to be submitted: client order id -> not before (epoch ms)
         self._to_submit: dict[str, int] = {}
@@ -451,6 +456,9 @@ class GatewayService:
             next_due = now + 1_000
             in_flight_by_user: dict[str, list[GatewayOrder]] = {}
             for cid, due in list(self._to_submit.items()):
+                if len(begun) + len(self._sending) >= self.place_concurrency:
+                    next_due = now + 5  # every slot is busy: woken when one frees
+                    break
                 if due > now:
                     next_due = min(next_due, due)
                     continue
@@ -481,6 +489,7 @@ class GatewayService:
             if not await self._commit(begun + changed, outgoing, "submit"):
                 return 10
         for tracked in begun:
+            self._sending.add(tracked.client_order_id)
             self._spawn(self._place(tracked))
         return max(1, next_due - self.clock())
 
@@ -548,7 +557,7 @@ class GatewayService:
         order = tracked.order
         cid = order.client_order_id
         result: _Result
-        async with self._place_slots:
+        try:
             creds = await self._credentials(order.user_id)
             if creds is None:
                 result = _Result(
@@ -592,6 +601,10 @@ class GatewayService:
                 except Exception as error:  # unexpected: it may have gone out
                     log.error("place_failed_unexpectedly", client_order_id=cid, exc_info=error)
                     result = _Result(cid, "ambiguous")
+        finally:
+            tracked.request_done_ms = self.clock()
+            self._sending.discard(cid)
+            self._submit_wake.set()
         PLACEMENTS.labels(outcome=result.kind).inc()
         self._results.append(result)
         self._results_wake.set()
@@ -925,9 +938,10 @@ class GatewayService:
                 if listing.executed_quantity == tracked.order.filled_quantity:
                     apply(tracked, tracked.order.on_listed(listing))
         for tracked in in_flight:
-            if not tracked.order.is_in_flight:
+            if not tracked.order.is_in_flight or tracked.client_order_id in self._sending:
                 continue
-            if read.complete:
+            done = tracked.request_done_ms
+            if read.complete and (done is None or read.started_ms >= done):
                 tracked.last_query_at_ms = read.started_ms
             verdict = resolve(
                 tracked.order,
@@ -990,7 +1004,7 @@ class GatewayService:
             return
         assert order.opex_order_id is not None
         try:
-            async with self._place_slots:
+            async with self._cancel_slots:
                 await self._timed(
                     "cancel_order",
                     self.orders_opex.cancel_order(

@@ -122,8 +122,10 @@ async def provision(
     key = await opex.create_api_key(token.bearer(), "gateway")
     subject = token.subject
     assert subject is not None
-    await opex.deposit(opex.admin, usdt, "USDT", subject)
-    await opex.deposit(opex.admin, btc, "BTC", subject)
+    admin = opex.admin
+    assert admin is not None
+    await opex.deposit(admin, usdt, "USDT", subject)
+    await opex.deposit(admin, btc, "BTC", subject)
     table = opex_credentials_table(schema)
     engine = create_engine(database_url)
     try:
@@ -191,7 +193,9 @@ def approved(
         fields["stop_price"] = stop_price
     command = PlaceOrder.model_validate(fields)
     reservation = Reservation(asset="USDT" if side == "buy" else "BTC", amount=Decimal(1))
-    return new_message(OrderApproved(command=command, reservation=reservation), user_id=user.user_id)
+    return new_message(
+        OrderApproved(command=command, reservation=reservation), user_id=user.user_id
+    )
 
 
 def cancel_approved(
@@ -201,9 +205,7 @@ def cancel_approved(
     return new_message(CancelApproved(command=command), user_id=user.user_id)
 
 
-async def send(
-    kafka: KafkaSettings, prefix: str, envelopes: Sequence[Envelope[Any]]
-) -> None:
+async def send(kafka: KafkaSettings, prefix: str, envelopes: Sequence[Envelope[Any]]) -> None:
     await produce(
         kafka,
         prefix + "orders.approved",
@@ -222,7 +224,5 @@ def decoded(records: Sequence[ConsumerRecord[Any, Any]]) -> list[Envelope[Any]]:
 def events_of(envelopes: Sequence[Envelope[Any]], client_order_id: str) -> list[str]:
     """The event types of one order, in order."""
     return [
-        e.type
-        for e in envelopes
-        if getattr(e.data, "client_order_id", None) == client_order_id
+        e.type for e in envelopes if getattr(e.data, "client_order_id", None) == client_order_id
     ]
