@@ -87,3 +87,14 @@ user-sync: install ## Run user_sync alone (needs Kafka, PostgreSQL and OPEX or t
 
 bench-users: install ## user_sync: 1,000 users against the sandbox -> .bench/user_sync.json
 	$(PY) -m services.user_sync.bench
+
+.PHONY: docs docs-check
+docs: install ## Regenerate docs/asyncapi/*.json and deploy/k8s/base/kafka-topics.yaml from the code
+	$(PY) -m opexbridge.cli generate all
+
+docs-check: install ## Fail when a generated file differs from what the code generates
+	$(PY) -m opexbridge.cli generate all --check
+
+.PHONY: bench-api
+bench-api: install ## Trading REST API: accepted POSTs/s, p99 at 500/s, bare Kafka baseline -> .bench/rest_api.json
+	$(PY) -m services.notifier.bench_api

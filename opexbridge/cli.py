@@ -9,7 +9,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from rich.console import Console
 from rich.table import Table
 
-from opexbridge import dlq, publish, risk, tail, top
+from opexbridge import dlq, generate, publish, risk, tail, top
 from opexbridge.registry import with_migrations
 from opexbridge.users import users_app
 from shared.db import DatabaseSettings, migrate
@@ -23,6 +23,7 @@ app.add_typer(risk.app, name="risk")
 app.add_typer(users_app, name="users")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(publish.app, name="publish")
+app.add_typer(generate.app, name="generate")
 app.command("tail")(tail.tail_command)
 app.command("top")(top.top_command)
 console = Console()

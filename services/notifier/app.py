@@ -15,24 +15,31 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import structlog
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
+from services.notifier.adapters.commands import CommandStore
+from services.notifier.adapters.errors import install_error_handlers
 from services.notifier.adapters.hub import Hub
 from services.notifier.adapters.jwks import JwksKeys
 from services.notifier.adapters.kafka import subscribe
+from services.notifier.adapters.market import MarketData
+from services.notifier.adapters.readiness import Readiness
 from services.notifier.adapters.rest import rest_router
 from services.notifier.adapters.server import install_token_filter
 from services.notifier.adapters.store import StreamStore
+from services.notifier.adapters.trading import trading_router
 from services.notifier.adapters.websocket import Context, WebSocketEndpoint
 from services.notifier.config import NotifierSettings
 from services.notifier.domain.auth import TokenVerifier
 from services.notifier.domain.stream import Retention
 from services.notifier.handlers import TickerHandler, UserEventsHandler
 from shared.db import Database, DatabaseSettings
-from shared.messaging import DeadLetters, KafkaSettings, create_broker
+from shared.messaging import DeadLetters, KafkaSettings, OutboxRelay, create_broker
 from shared.observability import Health, ops_routes
+from shared.opex import OpexClient, OpexSettings
 
 __all__ = ["NotifierApp", "build_verifier", "create_app"]
 
@@ -89,14 +96,17 @@ def _warn_about(settings: NotifierSettings) -> None:
         )
 
 
-async def _prune_forever(store: StreamStore, settings: NotifierSettings, health: Health) -> None:
+async def _prune_forever(
+    store: StreamStore, commands: CommandStore, settings: NotifierSettings, health: Health
+) -> None:
     while True:
         await asyncio.sleep(settings.prune_interval_s)
         try:
             pruned = await store.prune()
             inbox = await store.prune_inbox(settings.inbox_retention_s)
-            if pruned or inbox:
-                log.info("pruned", stream_events=pruned, inbox_rows=inbox)
+            forgotten = await commands.prune(settings.idempotency_ttl_s)
+            if pruned or inbox or forgotten:
+                log.info("pruned", stream_events=pruned, inbox_rows=inbox, commands=forgotten)
         except Exception as error:
             health.last_error = f"prune: {type(error).__name__}"
             log.warning("prune_failed", error=f"{type(error).__name__}: {error}"[:300])
@@ -107,10 +117,12 @@ def create_app(
     *,
     kafka: KafkaSettings | None = None,
     database_url: str | None = None,
+    opex: OpexSettings | None = None,
 ) -> NotifierApp:
     """The notifier as an ASGI app; serve it with ``adapters.server.uvicorn_config``."""
     settings = settings or NotifierSettings()
     kafka = kafka or KafkaSettings()
+    opex = opex or OpexSettings()
     db = Database(
         database_url or DatabaseSettings().database_url,
         settings.schema_name,
@@ -141,12 +153,45 @@ def create_app(
     health.add("kafka", kafka_up)
     endpoint = WebSocketEndpoint(Context(settings, hub, store, verifier))
 
+    # the trading REST API: commands through the outbox, market data, readiness
+    relay = OutboxRelay(
+        db,
+        kafka,
+        service="notifier",
+        instance=settings.outbox_instance,
+        topic_prefix=settings.topic_prefix,
+        batch_size=500,
+    )
+    commands = CommandStore(
+        db,
+        topic_prefix=settings.topic_prefix,
+        on_commit=relay.notify,
+        max_batch=settings.command_batch_max,
+    )
+    opex_client = OpexClient(
+        opex.model_copy(update={"timeout": min(opex.timeout, settings.opex_timeout_s)})
+    )
+    probes_http = httpx.AsyncClient(timeout=settings.health_timeout_s, trust_env=False)
+
+    async def opex_up() -> bool:
+        return (await opex_client.health()).up
+
+    readiness = Readiness(
+        {"broker": kafka_up, "database": db.ping, "opex": opex_up},
+        services=settings.service_health_urls,
+        optional=settings.optional_services,
+        http=probes_http,
+        timeout_s=settings.health_timeout_s,
+        cache_s=settings.health_cache_s,
+    )
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         _warn_about(settings)
         install_token_filter()
         await broker.start()
-        pruner = asyncio.create_task(_prune_forever(store, settings, health))
+        relay.start()
+        pruner = asyncio.create_task(_prune_forever(store, commands, settings, health))
         log.info(
             "notifier_started",
             group=settings.consumer_group,
@@ -159,6 +204,8 @@ def create_app(
             pruner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pruner
+            await commands.aclose()
+            await relay.stop()
             await broker.stop()
             await pipeline.drain()
             for connection in list(hub):
@@ -166,16 +213,28 @@ def create_app(
                 if dispose is not None:
                     dispose()
             await store.aclose()
+            await opex_client.aclose()
+            await probes_http.aclose()
             await db.dispose()
             log.info("notifier_stopped")
 
-    app = NotifierApp(title="opex-bridge notifier", lifespan=lifespan)
+    app = NotifierApp(
+        title="opex-bridge notifier",
+        description="The platform's trading REST API and the WebSocket push "
+        '(services/notifier/README.md). Errors: {"error": {"code", "message", "field"}}.',
+        lifespan=lifespan,
+    )
     app.ws_endpoint = endpoint
+    install_error_handlers(app)
     app.include_router(rest_router(store, verifier))
+    app.include_router(trading_router(commands, verifier, MarketData(hub, opex_client), readiness))
     app.router.routes.extend(ops_routes(health))
     app.state.settings = settings
     app.state.hub = hub
     app.state.store = store
     app.state.broker = broker
     app.state.health = health
+    app.state.commands = commands
+    app.state.relay = relay
+    app.state.readiness = readiness
     return app

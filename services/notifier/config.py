@@ -96,6 +96,39 @@ class NotifierSettings(BaseSettings):
     )
     db_pool_size: int = Field(default=10, ge=2, le=200, validation_alias=_env("NOTIFIER_DB_POOL"))
 
+    # -- the trading REST API (OPEX itself is `shared.opex.OpexSettings`: OPEX_API_URL...)
+    idempotency_ttl_s: float = Field(
+        default=24 * 3600, gt=0, validation_alias=_env("NOTIFIER_IDEMPOTENCY_TTL")
+    )
+    """How long an accepted command (and its ``Idempotency-Key``) is remembered."""
+    command_batch_max: int = Field(
+        default=200, ge=1, le=5000, validation_alias=_env("NOTIFIER_COMMAND_BATCH")
+    )
+    """Most commands written in one transaction (concurrent requests share it)."""
+    opex_timeout_s: float = Field(
+        default=2.0, gt=0, le=60, validation_alias=_env("NOTIFIER_OPEX_TIMEOUT")
+    )
+    """Cap on ``OPEX_TIMEOUT`` for the market-data and health calls of a request."""
+    service_health_urls: dict[str, str] = Field(
+        default_factory=lambda: {
+            "risk_engine": "http://127.0.0.1:8092/health",
+            "user_sync": "http://127.0.0.1:8091/health",
+        },
+        validation_alias=_env("NOTIFIER_SERVICE_HEALTH_URLS"),
+    )
+    """JSON object, service name → its ``/health`` URL, checked by
+    ``GET /api/trading/health`` (add ``order_gateway`` where it runs)."""
+    optional_services: frozenset[str] = Field(
+        default=frozenset({"user_sync"}), validation_alias=_env("NOTIFIER_OPTIONAL_SERVICES")
+    )
+    """JSON list of services reported but not required for trading."""
+    health_timeout_s: float = Field(
+        default=1.5, gt=0, le=30, validation_alias=_env("NOTIFIER_HEALTH_TIMEOUT")
+    )
+    health_cache_s: float = Field(
+        default=1.0, ge=0, le=60, validation_alias=_env("NOTIFIER_HEALTH_CACHE")
+    )
+
     @field_validator("jwt_jwks_url", "jwt_audience", "jwt_issuer", "group_id", mode="before")
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
@@ -109,6 +142,12 @@ class NotifierSettings(BaseSettings):
         if self.group_id:
             return self.group_id
         return f"notifier-{self.instance_id}" if self.instance_id else "notifier"
+
+    @property
+    def outbox_instance(self) -> str:
+        """Names the outbox relay's Kafka transactional id
+        (``notifier-outbox-<instance>``): unique per running instance."""
+        return self.instance_id or "0"
 
     @property
     def uses_dev_secret(self) -> bool:

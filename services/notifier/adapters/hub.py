@@ -114,6 +114,10 @@ class Hub:
             if connection.mask & ACCOUNT:
                 connection.offer_control(frame)
 
+    def latest_ticker(self, symbol: str) -> str | None:
+        """The latest ticker frame of ``symbol`` read from ``market.tickers``, if any."""
+        return self._latest.get(symbol)
+
     def publish_ticker(self, symbol: str, frame: str) -> None:
         self._latest[symbol] = frame
         watchers = self._tickers.get(symbol)

@@ -9,15 +9,19 @@ the WebSocket.
 # No ``from __future__ import annotations`` here: FastAPI reads the annotations of the
 # routes defined inside `rest_router` at run time, and those name local dependencies.
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Protocol
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from services.notifier.adapters.errors import ERROR_RESPONSES
 from services.notifier.adapters.store import AccountSnapshot, Snapshot
 from services.notifier.domain.auth import AuthError, AuthFailure, Identity
+from services.notifier.domain.refusals import Refusal, RefusalCode
 from shared.contracts import OrderStatus, normalize_symbol
 
-__all__ = ["SnapshotReader", "rest_router"]
+__all__ = ["SnapshotReader", "bearer_identity", "rest_router", "symbol_param"]
 
 
 class SnapshotReader(Protocol):
@@ -40,18 +44,38 @@ class _Verifier(Protocol):
     async def verify(self, token: str) -> Identity: ...
 
 
-def _problem(status: int, code: str, message: str) -> HTTPException:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return HTTPException(status, detail={"code": code, "message": message}, headers=headers)
-
-
-def _symbol(value: str | None) -> str | None:
+def symbol_param(value: str | None, *, field: str = "symbol") -> str | None:
+    """A symbol parameter in any spelling as ``BTC_USDT``; 422 naming ``field``."""
     if value is None or value == "":
         return None
     try:
         return normalize_symbol(value)
     except ValueError as error:
-        raise _problem(400, "invalid_symbol", str(error)) from None
+        raise Refusal(422, RefusalCode.INVALID_SYMBOL, str(error), field=field) from None
+
+
+_symbol = symbol_param
+_BEARER = HTTPBearer(auto_error=False, description="the platform's JWT; its `sub` is the user")
+
+
+def bearer_identity(verifier: _Verifier) -> Callable[..., Awaitable[Identity]]:
+    """A FastAPI dependency: the caller's `Identity` from ``Authorization: Bearer``;
+    401 ``invalid_token`` / ``token_expired``, 503 ``unavailable`` (key set down)."""
+
+    async def identity(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+    ) -> Identity:
+        token = credentials.credentials.strip() if credentials is not None else ""
+        if not token:
+            raise Refusal(401, RefusalCode.INVALID_TOKEN, "send Authorization: Bearer <token>")
+        try:
+            return await verifier.verify(token)
+        except AuthError as error:
+            if error.failure is AuthFailure.UNAVAILABLE:
+                raise Refusal(503, RefusalCode.UNAVAILABLE, error.message) from None
+            raise Refusal(401, error.failure.value, error.message) from None
+
+    return identity
 
 
 def order_filter(status: str | None) -> tuple[list[str] | None, bool | None]:
@@ -67,27 +91,17 @@ def order_filter(status: str | None) -> tuple[list[str] | None, bool | None]:
     try:
         return [OrderStatus(status).value.lower()], None
     except ValueError:
-        raise _problem(
-            400, "invalid_status", "status is open, closed, all or an order status"
+        raise Refusal(
+            422,
+            RefusalCode.INVALID_STATUS,
+            "status is open, closed, all or an order status",
+            field="status",
         ) from None
 
 
 def rest_router(store: SnapshotReader, verifier: _Verifier) -> APIRouter:
-    router = APIRouter(prefix="/api/trading", tags=["snapshots"])
-
-    async def identity(request: Request) -> Identity:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise _problem(401, "invalid_token", "send Authorization: Bearer <token>")
-        try:
-            return await verifier.verify(token.strip())
-        except AuthError as error:
-            if error.failure is AuthFailure.UNAVAILABLE:
-                raise _problem(503, error.failure.value, error.message) from None
-            raise _problem(401, error.failure.value, error.message) from None
-
-    User = Annotated[Identity, Depends(identity)]
+    router = APIRouter(prefix="/api/trading", tags=["snapshots"], responses=ERROR_RESPONSES)
+    User = Annotated[Identity, Depends(bearer_identity(verifier))]
 
     @router.get("/orders")
     async def orders(

@@ -48,6 +48,7 @@ from shared.contracts import (
     partition_key,
 )
 from shared.messaging import KafkaSettings
+from shared.opex import OpexSettings
 
 REPO = Path(__file__).resolve().parents[3]
 SECRET = "integration-secret-0123456789abcdef"
@@ -179,6 +180,8 @@ def notifier_settings(schema: str, prefix: str, **overrides: Any) -> NotifierSet
         "schema_name": schema,
         "topic_prefix": prefix,
         "group_id": f"notifier-{schema}",
+        "instance_id": schema,  # a private outbox relay (transactional id) per test module
+        "service_health_urls": {},
         "jwt_secret": SECRET,
         "jwt_audience": AUDIENCE,
         "jwt_issuer": ISSUER,
@@ -192,9 +195,17 @@ def notifier_settings(schema: str, prefix: str, **overrides: Any) -> NotifierSet
 class Notifier:
     """The notifier app served in this process."""
 
-    def __init__(self, settings: NotifierSettings, kafka: KafkaSettings, database_url: str) -> None:
+    def __init__(
+        self,
+        settings: NotifierSettings,
+        kafka: KafkaSettings,
+        database_url: str,
+        opex: OpexSettings | None = None,
+    ) -> None:
         self.settings = settings
-        self.app: NotifierApp = create_app(settings, kafka=kafka, database_url=database_url)
+        self.app: NotifierApp = create_app(
+            settings, kafka=kafka, database_url=database_url, opex=opex
+        )
         self._server = InProcessServer(uvicorn_config(self.app, settings, port=0))
 
     async def start(self) -> None:

@@ -6,6 +6,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from services.notifier.adapters.errors import install_error_handlers
 from services.notifier.adapters.rest import rest_router
 from services.notifier.adapters.store import AccountSnapshot, Snapshot
 from services.notifier.domain.auth import AuthError, AuthFailure, Identity
@@ -40,6 +41,7 @@ class Store:
 
 def client(store: Store) -> httpx.AsyncClient:
     app = FastAPI()
+    install_error_handlers(app)
     app.include_router(rest_router(store, Verifier()))
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
 
@@ -78,10 +80,13 @@ async def test_orders_when_status_filters_then_mapped() -> None:
         bad_symbol = await http.get("/api/trading/positions", params={"symbol": "??"}, headers=AUTH)
     assert [c[1]["statuses"] for c in store.calls] == [["filled"], None, None]
     assert [c[1]["terminal"] for c in store.calls] == [None, True, None]
-    assert bad.status_code == 400
-    assert bad.json()["detail"]["code"] == "invalid_status"
+    assert bad.status_code == 422
+    assert bad.json()["error"]["code"] == "invalid_status"
+    assert bad.json()["error"]["field"] == "status"
     assert too_many.status_code == 422
-    assert bad_symbol.status_code == 400
+    assert too_many.json()["error"]["field"] == "limit"
+    assert bad_symbol.status_code == 422
+    assert bad_symbol.json()["error"]["code"] == "invalid_symbol"
 
 
 async def test_snapshots_when_token_missing_or_bad_then_401_and_keys_down_503() -> None:
@@ -91,7 +96,10 @@ async def test_snapshots_when_token_missing_or_bad_then_401_and_keys_down_503() 
         basic = await http.get("/api/trading/account", headers={"Authorization": "Basic Zm9v"})
         down = await http.get("/api/trading/account", headers={"Authorization": "Bearer down"})
     assert [r.status_code for r in (missing, bad, basic, down)] == [401, 401, 401, 503]
-    assert bad.json()["detail"] == {"code": "invalid_token", "message": "bad signature"}
+    assert bad.json() == {
+        "error": {"code": "invalid_token", "message": "bad signature", "field": None}
+    }
+    assert down.json()["error"]["code"] == "unavailable"
     assert bad.headers["www-authenticate"] == "Bearer"
 
 

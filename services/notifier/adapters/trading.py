@@ -1,0 +1,240 @@
+"""The platform's trading REST API (README.md, REST API): thin routes over
+`domain.trading` (what a request means), `adapters.commands.CommandStore` (durable,
+idempotent acceptance), `adapters.market.MarketData` and `adapters.readiness.Readiness`.
+"""
+
+# No ``from __future__ import annotations`` here: FastAPI reads the annotations of the
+# routes defined inside `trading_router` at run time, and those name local dependencies.
+
+from typing import Annotated, Any, Protocol
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from pydantic.config import JsonDict
+
+from services.notifier.adapters.commands import Accepted
+from services.notifier.adapters.errors import ERROR_RESPONSES, ErrorBody
+from services.notifier.adapters.market import MarketData
+from services.notifier.adapters.readiness import Readiness
+from services.notifier.adapters.rest import bearer_identity, symbol_param
+from services.notifier.domain.auth import Identity
+from services.notifier.domain.refusals import Refusal, RefusalCode
+from services.notifier.domain.trading import (
+    Intent,
+    KnownOrder,
+    KnownPosition,
+    cancel_order,
+    check_idempotency_key,
+    close_position,
+    parse_body,
+    place_order,
+)
+
+__all__ = ["CommandWriter", "trading_router"]
+
+ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
+"""An order or position id in a path: a client order id, OPEX's id, or a symbol."""
+
+
+class CommandWriter(Protocol):
+    """`adapters.commands.CommandStore` as the routes see it."""
+
+    async def submit(self, intent: Intent, idempotency_key: str | None = None) -> Accepted: ...
+
+    async def find_order(self, user_id: str, reference: str) -> KnownOrder | None: ...
+
+    async def find_position(
+        self, user_id: str, reference: str, symbol: str | None
+    ) -> KnownPosition | None: ...
+
+
+class _Verifier(Protocol):
+    async def verify(self, token: str) -> Identity: ...
+
+
+# ------------------------------------------------------------- documented shapes
+
+
+_AMOUNT: JsonDict = {
+    "anyOf": [{"type": "number"}, {"type": "string"}],
+    "description": "decimal amount",
+}
+
+
+class PlaceOrderBody(BaseModel):
+    """The platform's order (integration guide, Place Order). Amounts may be JSON numbers
+    or decimal strings; they are exact decimals inside."""
+
+    symbol: str = Field(examples=["BTCUSDT"])
+    side: str = Field(examples=["buy"], description="buy | sell")
+    type: str = Field(examples=["market"], description="market | limit | stop | stop_limit")
+    quantity: Any = Field(json_schema_extra=_AMOUNT, examples=[0.001])
+    price: Any = Field(
+        default=None,
+        json_schema_extra=_AMOUNT,
+        description="required for limit and stop_limit; a stop order's trigger when "
+        "stop_price is absent",
+    )
+    stop_price: Any = Field(default=None, json_schema_extra=_AMOUNT)
+    time_in_force: str | None = Field(default=None, description="GTC | IOC | FOK")
+    leverage: Any = Field(default=None, json_schema_extra=_AMOUNT)
+    reduce_only: bool | None = None
+    client_order_id: str | None = Field(
+        default=None, description="chosen by the server when absent"
+    )
+
+
+class ClosePositionBody(BaseModel):
+    quantity: Any = Field(default=None, json_schema_extra=_AMOUNT, description="default: all")
+    client_order_id: str | None = None
+
+
+class CommandAccepted(BaseModel):
+    """202: the command is durably accepted and will be published to orders.commands;
+    its outcome follows on the WebSocket and in GET /api/trading/orders."""
+
+    command_id: str
+    status: str = Field(description="accepted | cancel_requested | close_requested")
+    id: str | None = None
+    client_order_id: str | None = None
+    symbol: str
+
+
+def _body_schema(model: type[BaseModel], *, required: bool) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": required,
+            "content": {"application/json": {"schema": model.model_json_schema()}},
+        }
+    }
+
+
+_ACCEPTED: dict[int | str, dict[str, Any]] = {
+    202: {
+        "model": CommandAccepted,
+        "description": "accepted (or the replay of an accepted request)",
+    },
+    400: {"model": ErrorBody, "description": "the body is not JSON"},
+    413: {"model": ErrorBody, "description": "the body is too large"},
+}
+
+
+def _accepted(result: Accepted) -> JSONResponse:
+    headers = {"Idempotent-Replayed": "true"} if result.replayed else None
+    return JSONResponse(result.response, status_code=202, headers=headers)
+
+
+def trading_router(
+    commands: CommandWriter,
+    verifier: _Verifier,
+    market: MarketData,
+    readiness: Readiness,
+) -> APIRouter:
+    router = APIRouter(responses=ERROR_RESPONSES)
+    User = Annotated[Identity, Depends(bearer_identity(verifier))]
+    IdempotencyKey = Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="makes a retry safe: the same key from the same user returns the "
+            "first answer and publishes once (kept 24 h)",
+        ),
+    ]
+
+    @router.post(
+        "/api/trading/orders",
+        tags=["trading"],
+        status_code=202,
+        response_model=CommandAccepted,
+        responses=_ACCEPTED,
+        openapi_extra=_body_schema(PlaceOrderBody, required=True),
+    )
+    async def place(request: Request, user: User, key: IdempotencyKey = None) -> JSONResponse:
+        """Place an order: validated by the suite's contracts, published as PlaceOrder."""
+        key = check_idempotency_key(key)
+        intent = place_order(user.user_id, parse_body(await request.body()))
+        return _accepted(await commands.submit(intent, key))
+
+    @router.delete(
+        "/api/trading/orders/{order_id}",
+        tags=["trading"],
+        status_code=202,
+        response_model=CommandAccepted,
+        responses={
+            **_ACCEPTED,
+            404: {"model": ErrorBody, "description": "the caller has no such order"},
+            409: {"model": ErrorBody, "description": "the order is finished"},
+        },
+    )
+    async def cancel(
+        user: User,
+        order_id: Annotated[str, Path(pattern=ID_PATTERN)],
+        key: IdempotencyKey = None,
+    ) -> JSONResponse:
+        """Cancel one of the caller's orders (client order id or OPEX's order id)."""
+        key = check_idempotency_key(key)
+        order = await commands.find_order(user.user_id, order_id)
+        return _accepted(await commands.submit(cancel_order(user.user_id, order_id, order), key))
+
+    @router.post(
+        "/api/trading/positions/{position_id}/close",
+        tags=["trading"],
+        status_code=202,
+        response_model=CommandAccepted,
+        responses={
+            **_ACCEPTED,
+            404: {"model": ErrorBody, "description": "the caller has no such position"},
+            409: {"model": ErrorBody, "description": "the position is flat"},
+        },
+        openapi_extra=_body_schema(ClosePositionBody, required=False),
+    )
+    async def close(
+        request: Request,
+        user: User,
+        position_id: Annotated[str, Path(pattern=ID_PATTERN)],
+        key: IdempotencyKey = None,
+    ) -> JSONResponse:
+        """Close one of the caller's positions (its id, or its symbol), all of it or
+        ``quantity`` of it."""
+        key = check_idempotency_key(key)
+        body = parse_body(await request.body(), required=False)
+        symbol: str | None
+        try:
+            symbol = symbol_param(position_id, field="position_id")
+        except Refusal:
+            symbol = None
+        position = await commands.find_position(user.user_id, position_id, symbol)
+        intent = close_position(user.user_id, position_id, position, body)
+        return _accepted(await commands.submit(intent, key))
+
+    @router.get("/api/market/ticker/{symbol}", tags=["market"])
+    async def ticker(symbol: Annotated[str, Path(max_length=32)]) -> dict[str, Any]:
+        """The latest ticker from market.tickers (OPEX's 24 h ticker until one arrived)."""
+        normalized = symbol_param(symbol)
+        if normalized is None:  # pragma: no cover - a path segment is never empty
+            raise Refusal(422, RefusalCode.INVALID_SYMBOL, "no symbol", field="symbol")
+        return await market.ticker(normalized)
+
+    @router.get("/api/market/orderbook/{symbol}", tags=["market"])
+    async def orderbook(
+        symbol: Annotated[str, Path(max_length=32)],
+        limit: Annotated[int, Query(ge=1, le=500)] = 20,
+    ) -> dict[str, Any]:
+        """OPEX's order book, ``limit`` levels a side, best first (public, no token)."""
+        normalized = symbol_param(symbol)
+        if normalized is None:  # pragma: no cover
+            raise Refusal(422, RefusalCode.INVALID_SYMBOL, "no symbol", field="symbol")
+        return await market.orderbook(normalized, limit)
+
+    @router.get(
+        "/api/trading/health",
+        tags=["health"],
+        responses={503: {"description": "trading is impaired (the failing checks say why)"}},
+    )
+    async def health() -> JSONResponse:
+        """Readiness of the suite for trading: broker, database, OPEX, services."""
+        report = await readiness.report()
+        return JSONResponse(report.body, status_code=200 if report.ready else 503)
+
+    return router
