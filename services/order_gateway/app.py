@@ -30,7 +30,12 @@ from shared.messaging import (
     OutboxRelay,
     create_broker,
 )
-from shared.messaging.topics import MARKET_INSTRUMENTS, MARKET_TICKERS, ORDERS_APPROVED
+from shared.messaging.topics import (
+    MARKET_INSTRUMENTS,
+    MARKET_TICKERS,
+    ORDERS_APPROVED,
+    USERS_EVENTS,
+)
 from shared.observability import Health, configure_logging, ops_routes
 from shared.opex import OpexClient, OpexSettings
 
@@ -128,6 +133,7 @@ def build(
         place_concurrency=settings.place_concurrency,
         poll_concurrency=settings.poll_concurrency,
         balances_interval_ms=settings.balances_interval_ms,
+        balances_refresh_ms=settings.balances_refresh_ms,
         market_data_interval_ms=settings.market_data_interval_ms,
         instruments_interval_ms=settings.instruments_interval_ms,
         publish_market_data=settings.publish_market_data,
@@ -178,6 +184,15 @@ def build(
         async with service.lock:
             service.on_market(envelopes)
 
+    async def on_users(msg: KafkaMessage) -> None:
+        raw = msg.raw_message
+        records = raw if isinstance(raw, tuple) else (raw,)
+        envelopes = []
+        for record in records:
+            with contextlib.suppress(ContractError):  # user_sync dead-letters bad input
+                envelopes.append(decode(record.value or b"", topic=USERS_EVENTS))
+        service.on_users(envelopes)
+
     broker.subscriber(
         prefix + ORDERS_APPROVED,
         batch=True,
@@ -201,6 +216,17 @@ def build(
         isolation_level="read_committed",
         title="order_gateway: instruments and tickers (best prices, stop triggers)",
     )(on_market)
+    broker.subscriber(
+        prefix + USERS_EVENTS,
+        batch=True,
+        max_records=settings.batch_size,
+        batch_timeout_ms=settings.batch_timeout_ms,
+        group_id=None,  # no commits: every start reads who is provisioned from the start
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.ACK_FIRST,
+        isolation_level="read_committed",
+        title="order_gateway: provisioned users (balances to publish)",
+    )(on_users)
     return gateway_app
 
 

@@ -172,6 +172,9 @@ class ServiceSettings(BaseSettings):
     balances_interval_ms: int = Field(
         default=1_000, alias="ORDER_GATEWAY_BALANCES_INTERVAL_MS", gt=0
     )
+    balances_refresh_ms: int = Field(
+        default=30_000, alias="ORDER_GATEWAY_BALANCES_REFRESH_MS", gt=0
+    )
     market_data_interval_ms: int = Field(
         default=1_000, alias="ORDER_GATEWAY_MARKET_DATA_INTERVAL_MS", gt=0
     )

@@ -85,6 +85,7 @@ from shared.contracts import (
     RejectReason,
     TickerUpdated,
     TimeInForce,
+    UserProvisioned,
     caused_by,
     new_message,
 )
@@ -158,6 +159,7 @@ class GatewayService:
         poll_concurrency: int = 32,
         fast_poll_ms: tuple[int, ...] = (10, 20, 40, 80, 160, 320, 640),
         balances_interval_ms: int = 1_000,
+        balances_refresh_ms: int = 30_000,
         market_data_interval_ms: int = 1_000,
         instruments_interval_ms: int = 60_000,
         publish_market_data: bool = True,
@@ -208,6 +210,10 @@ class GatewayService:
         self._to_cancel: dict[str, int] = {}
         self._cancel_wake = asyncio.Event()
         self._balances_due: set[str] = set()
+        self._known_users: set[str] = set()
+        """Provisioned users (from users.events): their balances are re-read every
+        ``balances_refresh_ms`` so deposits reach the risk engine without an order."""
+        self.balances_refresh_ms = balances_refresh_ms
         self._last_balances: dict[str, tuple[Balance, ...]] = {}
         self._instruments: dict[str, InstrumentUpdated] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -1038,9 +1044,22 @@ class GatewayService:
 
     # =============================================================== balances
 
+    def on_users(self, envelopes: Sequence[Envelope[Any]]) -> None:
+        """users.events: a provisioned user's balances are published at once and then
+        refreshed with everyone's."""
+        for envelope in envelopes:
+            if isinstance(envelope.data, UserProvisioned) and envelope.user_id:
+                self._known_users.add(envelope.user_id)
+                self._balances_due.add(envelope.user_id)
+
     async def balances_forever(self) -> None:
+        last_refresh = self.clock()
         while True:
             await asyncio.sleep(self.balances_interval_ms / 1000)
+            if self.clock() - last_refresh >= self.balances_refresh_ms:
+                last_refresh = self.clock()
+                self._balances_due.update(self._known_users)
+                self._balances_due.update(self.book.users_with_open_orders())
             try:
                 await self.publish_balances()
             except Exception as error:

@@ -36,6 +36,7 @@ TOPICS = (
     "accounts.events",
     "market.instruments",
     "market.tickers",
+    "users.events",
     "opexbridge.outbox",
 )
 

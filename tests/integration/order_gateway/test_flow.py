@@ -197,3 +197,32 @@ async def test_market_data_and_balances_are_published(
     assets = {b.asset: b.free for b in update.data.balances}
     assert assets["USDT"] == Decimal(1_000_000)
     assert assets["BTC"] == Decimal(100)
+
+
+async def test_a_provisioned_user_gets_balances_without_an_order(
+    start_gateway: StartGateway,
+    new_user: NewUser,
+    kafka_settings: KafkaSettings,
+    topic_prefix: str,
+) -> None:
+    from uuid import UUID
+
+    from shared.contracts import UserProvisioned, Wallet, encode
+
+    user = await new_user()
+    await start_gateway()
+    provisioned = new_message(
+        UserProvisioned(
+            opex_user_id=UUID(user.opex_user_id),
+            wallets=(Wallet(asset="USDT", free=Decimal(0)),),
+        ),
+        user_id=user.user_id,
+    )
+    await produce(
+        kafka_settings,
+        topic_prefix + "users.events",
+        [(user.user_id.encode(), encode(provisioned))],
+    )
+    records = await read_all(kafka_settings, topic_prefix + "accounts.events", expect=1)
+    [update] = [e for e in decoded(records) if e.user_id == user.user_id]
+    assert {b.asset: b.free for b in update.data.balances}["USDT"] == Decimal(1_000_000)
