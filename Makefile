@@ -98,3 +98,10 @@ docs-check: install ## Fail when a generated file differs from what the code gen
 .PHONY: bench-api
 bench-api: install ## Trading REST API: accepted POSTs/s, p99 at 500/s, bare Kafka baseline -> .bench/rest_api.json
 	$(PY) -m services.notifier.bench_api
+
+.PHONY: order-gateway bench-gateway
+order-gateway: install ## Run the order gateway alone (needs Kafka, PostgreSQL, OPEX or the sandbox)
+	$(PY) -m services.order_gateway
+
+bench-gateway: install ## Order gateway: approved orders placed and accepted per second, p99 at 500/s, vs direct -> .bench/order_gateway.json
+	$(PY) -m services.order_gateway.bench

@@ -158,6 +158,7 @@ class GatewayService:
         place_concurrency: int = 64,
         poll_concurrency: int = 32,
         fast_poll_ms: tuple[int, ...] = (10, 20, 40, 80, 160, 320, 640),
+        min_poll_gap_ms: int = 25,
         balances_interval_ms: int = 1_000,
         balances_refresh_ms: int = 30_000,
         market_data_interval_ms: int = 1_000,
@@ -206,6 +207,8 @@ class GatewayService:
         self._polling: set[str] = set()
         self._fast_step: dict[str, int] = {}
         self._poll_wake = asyncio.Event()
+        self._cursors: dict[tuple[str, str], int] = {}
+        """(user, symbol) -> when the last complete listing read started."""
         # cancels to send: client order id -> not before
         self._to_cancel: dict[str, int] = {}
         self._cancel_wake = asyncio.Event()
@@ -218,6 +221,9 @@ class GatewayService:
         self._instruments: dict[str, InstrumentUpdated] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._batch_calls = 0
+        self._gauges_at = 0.0
+        self._last_poll_at: dict[str, int] = {}
+        self.min_poll_gap_ms = min_poll_gap_ms
         self.last_error: str | None = None
 
     # ================================================================== state
@@ -236,6 +242,7 @@ class GatewayService:
                 tracked.finished_at_ms = now
             self.book.add(tracked, now)
         self._to_submit.clear()
+        self._cursors.clear()
         for tracked in items:
             order = tracked.order
             if order.status is S.PENDING_SUBMIT and order.submitted_at_ms is None:
@@ -244,7 +251,7 @@ class GatewayService:
                 self._to_cancel[tracked.client_order_id] = now
         for user in self.book.users_with_open_orders():
             self.schedule_poll(user, now)
-        self._gauges()
+        self._gauges(force=True)
 
     async def _reload(self, why: str) -> None:
         RELOADS.inc()
@@ -257,7 +264,11 @@ class GatewayService:
                 self.last_error = f"reload: {type(error).__name__}: {error}"[:300]
                 await asyncio.sleep(min(5.0, 0.1 * attempt))
 
-    def _gauges(self) -> None:
+    def _gauges(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._gauges_at < 0.25:  # counting is O(open orders)
+            return
+        self._gauges_at = now
         IN_FLIGHT.set(sum(1 for _ in self.book.in_flight()))
         OPEN.set(sum(len(cids) for cids in self.book.open_by_user.values()))
         HELD_STOPS.set(len(self.book.stops))
@@ -701,6 +712,12 @@ class GatewayService:
     # ================================================================ polling
 
     def schedule_poll(self, user_id: str, at_ms: int) -> None:
+        """Poll ``user_id`` at ``at_ms`` (or earlier if already due), but never sooner
+        than ``min_poll_gap_ms`` after their last poll: one listing serves every order
+        of the user in flight, so under load polls coalesce instead of multiplying."""
+        last = self._last_poll_at.get(user_id)
+        if last is not None:
+            at_ms = max(at_ms, last + self.min_poll_gap_ms)
         due = self._poll_due.get(user_id)
         if due is None or at_ms < due:
             self._poll_due[user_id] = at_ms
@@ -716,6 +733,7 @@ class GatewayService:
                 if due <= now:
                     del self._poll_due[user]
                     self._polling.add(user)
+                    self._last_poll_at[user] = now
                     self._spawn(self._poll_guarded(user))
                 else:
                     next_due = min(next_due, due)
@@ -779,17 +797,28 @@ class GatewayService:
         reads: list[_Poll] = []
         try:
             for symbol, items in sorted(by_symbol.items()):
-                reads.append(await self._read(creds, symbol, items))
+                reads.append(await self._read(creds, user_id, symbol, items))
         except OpexError as error:
             log.info("poll_deferred", user_id=user_id, error=type(error).__name__)
             self.schedule_poll(user_id, self.clock() + self.config.poll_interval_ms)
             return
         await self.apply_reads(user_id, reads)
 
-    async def _read(self, creds: OpexCredentials, symbol: str, items: list[Tracked]) -> _Poll:
+    async def _read(
+        self, creds: OpexCredentials, user_id: str, symbol: str, items: list[Tracked]
+    ) -> _Poll:
+        """``allOrders`` filters on update time, so after one full read of the user's
+        window only what changed since the last read (less the clock skew) is asked
+        for; in-flight orders always have their whole window covered."""
         started = self.clock()
+        skew = self.config.clock_skew_ms
         since = min(t.order.submitted_at_ms or t.order.created_at_ms for t in items)
-        start = since - self.config.clock_skew_ms
+        cursor = self._cursors.get((user_id, symbol))
+        full = cursor is None
+        start = since - skew if cursor is None else cursor - skew
+        in_flight = [t.order.submitted_at_ms for t in items if t.order.is_in_flight]
+        if in_flight:
+            start = min(start, min(at for at in in_flight if at is not None) - skew)
         poll = _Poll(symbol, started_ms=started)
         seen: dict[str, ListedOrder] = {}
         end: int | None = None
@@ -809,7 +838,7 @@ class GatewayService:
         else:
             poll.complete = False
         bound = [t.order.opex_order_id for t in items if t.order.opex_order_id is not None]
-        for opex_id in bound:
+        for opex_id in bound if full else ():
             if opex_id not in seen:
                 one = await self._timed(
                     "get_order",
@@ -817,6 +846,8 @@ class GatewayService:
                 )
                 seen[opex_id] = opex_map.listed_order(one)
         poll.listed = sorted(seen.values(), key=lambda o: (o.time_ms, o.order_id))
+        if poll.complete:
+            self._cursors[(user_id, symbol)] = started
         if self._wants_trades(items, poll.listed):
             trades: dict[str, ListedTrade] = {}
             from_id: int | None = None
@@ -827,7 +858,7 @@ class GatewayService:
                         creds.api_key,
                         symbol,
                         from_id=from_id,
-                        start_time=None if from_id is not None else start,
+                        start_time=None if from_id is not None else since - skew,
                         limit=1000,
                     ),
                 )
