@@ -337,6 +337,7 @@ async def main() -> dict[str, Any]:
                     "ORDER_GATEWAY_SCHEMA": schema,
                     "ORDER_GATEWAY_CREDENTIALS_SCHEMA": creds_schema,
                     "ORDER_GATEWAY_GROUP": f"gw-{schema}",
+                    "ORDER_GATEWAY_INSTANCE": schema,
                     "ORDER_GATEWAY_PORT": str(gateway_port),
                     "ORDER_GATEWAY_PLACE_CONCURRENCY": str(CONCURRENCY),
                     "ORDER_GATEWAY_PUBLISH_MARKET_DATA": "false",

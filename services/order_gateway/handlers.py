@@ -217,6 +217,8 @@ class GatewayService:
         """Provisioned users (from users.events): their balances are re-read every
         ``balances_refresh_ms`` so deposits reach the risk engine without an order."""
         self.balances_refresh_ms = balances_refresh_ms
+        self.balances_watch_ms = 60_000
+        self._watch_until: dict[str, int] = {}
         self._last_balances: dict[str, tuple[Balance, ...]] = {}
         self._instruments: dict[str, InstrumentUpdated] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -379,7 +381,7 @@ class GatewayService:
         if cancel.client_order_id is not None:
             tracked = self.book.get(cancel.client_order_id)
         if tracked is None and cancel.order_id is not None:
-            tracked = self.book.by_opex_id(cancel.order_id)
+            tracked = self.book.by_opex_id(cancel.symbol, cancel.order_id)
         if tracked is None or tracked.user_id != user or tracked.order.external:
             tx.publish(caused_by(envelope, refuse_unknown_cancel(cancel)))
             return []
@@ -929,7 +931,7 @@ class GatewayService:
         matched = correlate(
             intents,
             read.listed,
-            self.book.claimed_ids(user_id),
+            self.book.claimed_ids(user_id, read.symbol),
             skew_ms=cfg.clock_skew_ms,
             window_ms=cfg.correlation_window_ms,
         )
@@ -964,7 +966,7 @@ class GatewayService:
                 touched.append((tracked, listing))
         if read.trades:
             for trade in read.trades:
-                owner = self.book.by_opex_id(trade.order_id)
+                owner = self.book.by_opex_id(read.symbol, trade.order_id)
                 if owner is None or owner.user_id != user_id:
                     continue
                 if trade.trade_id in owner.order.seen_trade_ids:
@@ -1082,11 +1084,19 @@ class GatewayService:
             if isinstance(envelope.data, UserProvisioned) and envelope.user_id:
                 self._known_users.add(envelope.user_id)
                 self._balances_due.add(envelope.user_id)
+                # a new account is usually funded right after: watch it closely a while
+                self._watch_until[envelope.user_id] = self.clock() + self.balances_watch_ms
 
     async def balances_forever(self) -> None:
         last_refresh = self.clock()
         while True:
             await asyncio.sleep(self.balances_interval_ms / 1000)
+            now = self.clock()
+            for user, until in list(self._watch_until.items()):
+                if until < now:
+                    del self._watch_until[user]
+                else:
+                    self._balances_due.add(user)
             if self.clock() - last_refresh >= self.balances_refresh_ms:
                 last_refresh = self.clock()
                 self._balances_due.update(self._known_users)
@@ -1160,60 +1170,73 @@ class GatewayService:
         if creds is None or self.breaker.state.value == "open":
             return 0
         symbols = sorted({t.order.symbol for t in self.book.open_of(user_id)} | set(self.rules))
-        opex_open: list[ListedOrder] = []
+        opex_open: dict[str, list[ListedOrder]] = {}
         try:
             for symbol in symbols:
                 page = await self._timed(
                     "open_orders", self.orders_opex.open_orders(creds.api_key, symbol)
                 )
-                opex_open.extend(opex_map.listed_order(item) for item in page)
+                opex_open[symbol] = [opex_map.listed_order(item) for item in page]
         except OpexError as error:
             log.info("reconcile_deferred", user_id=user_id, error=type(error).__name__)
             return 0
+        fixed = 0
+        again = False
         async with self.lock:
-            now = self.clock()
-            local = self.book.open_of(user_id)
-            bound_open = {t.order.opex_order_id for t in local if t.order.opex_order_id}
-            finished_claims = self.book.claimed_ids(user_id) - bound_open
-            result = reconcile(
-                user_id,
-                [t.order for t in local],
-                [o for o in opex_open if o.order_id not in finished_claims],
-                config=self.config,
-            )
-            by_cid = {t.client_order_id: t for t in local}
-            outgoing: list[Envelope[Any]] = []
-            for refused in result.outcome.refused:
-                ILLEGAL.inc()
-                log.warning("illegal_transition", detail=str(refused), user_id=user_id)
-            for anomaly in result.outcome.anomalies:
-                ANOMALIES.inc()
-                log.warning("order_anomaly", detail=anomaly, user_id=user_id)
-            for event in result.outcome.events:
-                owner = by_cid.get(str(getattr(event, "client_order_id", "")))
-                if owner is not None:
-                    outgoing.extend(self._envelopes(owner, [event]))
-            for tracked in local:
-                self.book.touch(tracked, now)
-            externals = [Tracked(order) for order in result.external]
-            for tracked in externals:
-                self.book.add(tracked, now)
-                log.warning(
-                    "external_order",
-                    user_id=user_id,
-                    opex_order_id=tracked.order.opex_order_id,
-                    symbol=tracked.order.symbol,
-                )
-            for cid in result.ambiguous:
-                AMBIGUOUS.inc()
-                log.warning("ambiguous_correlation", client_order_id=cid, user_id=user_id)
-            RECONCILED.labels(kind="event").inc(len(outgoing))
-            RECONCILED.labels(kind="external").inc(len(externals))
-            RECONCILED.labels(kind="unresolved").inc(len(result.unresolved))
-            await self._commit(local + externals, outgoing, "reconcile")
-        if result.unresolved or result.needs_trades:
+            for symbol in symbols:
+                count, retry = await self._reconcile_symbol(user_id, symbol, opex_open[symbol])
+                fixed += count
+                again = again or retry
+        if again:
             self.schedule_poll(user_id, self.clock())
-        return len(outgoing) + len(externals)
+        return fixed
+
+    async def _reconcile_symbol(
+        self, user_id: str, symbol: str, opex_open: list[ListedOrder]
+    ) -> tuple[int, bool]:
+        """One user's open orders of one pair against OPEX's (the caller holds the lock;
+        OPEX numbers orders per pair, so ids are compared within a pair)."""
+        now = self.clock()
+        local = [t for t in self.book.open_of(user_id) if t.order.symbol == symbol]
+        bound_open = {t.order.opex_order_id for t in local if t.order.opex_order_id}
+        finished_claims = self.book.claimed_ids(user_id, symbol) - bound_open
+        result = reconcile(
+            user_id,
+            [t.order for t in local],
+            [o for o in opex_open if o.order_id not in finished_claims],
+            config=self.config,
+        )
+        by_cid = {t.client_order_id: t for t in local}
+        outgoing: list[Envelope[Any]] = []
+        for refused in result.outcome.refused:
+            ILLEGAL.inc()
+            log.warning("illegal_transition", detail=str(refused), user_id=user_id)
+        for anomaly in result.outcome.anomalies:
+            ANOMALIES.inc()
+            log.warning("order_anomaly", detail=anomaly, user_id=user_id)
+        for event in result.outcome.events:
+            owner = by_cid.get(str(getattr(event, "client_order_id", "")))
+            if owner is not None:
+                outgoing.extend(self._envelopes(owner, [event]))
+        for tracked in local:
+            self.book.touch(tracked, now)
+        externals = [Tracked(order) for order in result.external]
+        for tracked in externals:
+            self.book.add(tracked, now)
+            log.warning(
+                "external_order",
+                user_id=user_id,
+                opex_order_id=tracked.order.opex_order_id,
+                symbol=symbol,
+            )
+        for cid in result.ambiguous:
+            AMBIGUOUS.inc()
+            log.warning("ambiguous_correlation", client_order_id=cid, user_id=user_id)
+        RECONCILED.labels(kind="event").inc(len(outgoing))
+        RECONCILED.labels(kind="external").inc(len(externals))
+        RECONCILED.labels(kind="unresolved").inc(len(result.unresolved))
+        await self._commit(local + externals, outgoing, "reconcile")
+        return len(outgoing) + len(externals), bool(result.unresolved or result.needs_trades)
 
     # ============================================================ market data
 

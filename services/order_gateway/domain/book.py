@@ -47,7 +47,8 @@ class Tracked:
 class Book:
     keep_finished_ms: int = 600_000
     orders: dict[str, Tracked] = field(default_factory=dict)
-    by_opex: dict[str, str] = field(default_factory=dict)
+    by_opex: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(symbol, OPEX order id) -> client order id: OPEX numbers orders per pair."""
     open_by_user: dict[str, set[str]] = field(default_factory=dict)
     all_by_user: dict[str, set[str]] = field(default_factory=dict)
     stops: StopBook = field(default_factory=StopBook)
@@ -61,8 +62,8 @@ class Book:
     def get(self, client_order_id: str) -> Tracked | None:
         return self.orders.get(client_order_id)
 
-    def by_opex_id(self, opex_order_id: str) -> Tracked | None:
-        cid = self.by_opex.get(opex_order_id)
+    def by_opex_id(self, symbol: str, opex_order_id: str) -> Tracked | None:
+        cid = self.by_opex.get((symbol, opex_order_id))
         return self.orders.get(cid) if cid is not None else None
 
     def add(self, tracked: Tracked, now_ms: int) -> None:
@@ -76,7 +77,7 @@ class Book:
         order = tracked.order
         cid = order.client_order_id
         if order.opex_order_id is not None:
-            self.by_opex[order.opex_order_id] = cid
+            self.by_opex[(order.symbol, order.opex_order_id)] = cid
         mine = self.open_by_user.setdefault(order.user_id, set())
         if order.is_open:
             mine.add(cid)
@@ -100,11 +101,12 @@ class Book:
     def users_with_open_orders(self) -> list[str]:
         return sorted(self.open_by_user)
 
-    def claimed_ids(self, user_id: str) -> set[str]:
+    def claimed_ids(self, user_id: str, symbol: str) -> set[str]:
+        """The OPEX ids of ``symbol`` bound to the user's orders (open or finished)."""
         return {
             t.order.opex_order_id
             for t in self.of_user(user_id)
-            if t.order.opex_order_id is not None
+            if t.order.opex_order_id is not None and t.order.symbol == symbol
         }
 
     def in_flight(self) -> Iterable[Tracked]:
@@ -130,5 +132,5 @@ class Book:
                 if not mine:
                     del self.all_by_user[tracked.user_id]
             if tracked.order.opex_order_id is not None:
-                self.by_opex.pop(tracked.order.opex_order_id, None)
+                self.by_opex.pop((tracked.order.symbol, tracked.order.opex_order_id), None)
         return len(old)

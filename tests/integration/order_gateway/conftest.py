@@ -137,6 +137,9 @@ async def start_gateway(
             "ORDER_GATEWAY_SCHEMA": schemas[0],
             "ORDER_GATEWAY_CREDENTIALS_SCHEMA": schemas[1],
             "ORDER_GATEWAY_GROUP": group,
+            # the outbox's transactional id is <service>-outbox-<instance>: a shared
+            # instance id would fence another test session's gateway on the same broker
+            "ORDER_GATEWAY_INSTANCE": group,
             "OPEXBRIDGE_TOPIC_PREFIX": topic_prefix,
             "ORDER_GATEWAY_MARKET_DATA_INTERVAL_MS": 200,
             "ORDER_GATEWAY_BALANCES_INTERVAL_MS": 200,

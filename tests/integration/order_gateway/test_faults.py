@@ -73,6 +73,7 @@ def _env(
             "ORDER_GATEWAY_SCHEMA": schemas[0],
             "ORDER_GATEWAY_CREDENTIALS_SCHEMA": schemas[1],
             "ORDER_GATEWAY_GROUP": f"gw-{prefix}",
+            "ORDER_GATEWAY_INSTANCE": f"gw-{prefix}",
             "ORDER_GATEWAY_PORT": str(port),
             "ORDER_GATEWAY_MARKET_DATA_INTERVAL_MS": "500",
             "ORDER_GATEWAY_LISTING_GRACE_MS": "300",
