@@ -23,8 +23,12 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 
 install: $(VENV)/.synced ## Create the virtualenv with locked packages
 
-run: install ## Start Kafka, PostgreSQL, the sandbox and every service; Ctrl-C stops them all
+run: install ## Start Kafka, PostgreSQL, the sandbox and every service, then the demo (OPEXBRIDGE_DEMO=0: no demo); Ctrl-C stops them all
 	$(PY) -m opexbridge.devrun
+
+.PHONY: demo
+demo: install ## The demo alone, against a suite already running (make run with OPEXBRIDGE_DEMO=0)
+	$(PY) -m opexbridge.demo
 
 test: install lint typecheck ## Lint, type-check, and run every test against real Kafka and PostgreSQL
 	$(PY) -m pytest -q

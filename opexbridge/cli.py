@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from opexbridge import dlq, generate, publish, risk, tail, top
+from opexbridge.demo import demo_command
 from opexbridge.registry import with_migrations
 from opexbridge.users import users_app
 from shared.db import DatabaseSettings, migrate
@@ -26,6 +27,7 @@ app.add_typer(publish.app, name="publish")
 app.add_typer(generate.app, name="generate")
 app.command("tail")(tail.tail_command)
 app.command("top")(top.top_command)
+app.command("demo")(demo_command)
 console = Console()
 
 

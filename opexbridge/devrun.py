@@ -2,8 +2,11 @@
 
 Starts (or reuses) the local Kafka and PostgreSQL, applies topics and migrations,
 starts every service process that exists, writes the endpoints to
-``.run/endpoints.env`` and waits. Ctrl-C (or SIGTERM) stops the services and what this
-run started of the stack, so no process is left behind.
+``.run/endpoints.env`` and waits. Unless ``OPEXBRIDGE_DEMO=0``, it then runs the demo
+(``python -m opexbridge.demo``, `opexbridge.demo`) in this terminal: demo users are
+provisioned, funded and trade while a live view shows the pipeline. Ctrl-C (or SIGTERM)
+stops the demo, the services and what this run started of the stack, so no process is
+left behind.
 """
 
 from __future__ import annotations
@@ -45,6 +48,22 @@ def services() -> list[Process]:
     return found
 
 
+def demo_enabled(env: dict[str, str]) -> bool:
+    """The demo runs unless ``OPEXBRIDGE_DEMO`` is 0, false, no or off."""
+    return env.get("OPEXBRIDGE_DEMO", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def start_demo(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """The demo in this terminal (its view on stdout, its log lines in .run/logs)."""
+    log = (RUN / "logs" / "demo.log").open("ab")
+    return subprocess.Popen(
+        (sys.executable, "-m", "opexbridge.demo"),
+        env=env,
+        stderr=log,
+        start_new_session=True,
+    )
+
+
 def load_stack() -> ModuleType:
     spec = importlib.util.spec_from_file_location("stack", REPO / "deploy/local/stack.py")
     assert spec is not None
@@ -77,6 +96,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_signal)
     started: Any = None
     children: dict[str, subprocess.Popen[bytes]] = {}
+    demo: dict[str, subprocess.Popen[bytes]] = {}
     try:
         started = stack.ensure_up()
         env = {**os.environ, **stack.endpoints()}
@@ -100,16 +120,27 @@ def main() -> int:
             print(f"  {key}={value}")
         print(f"  services: {', '.join(children) or 'none yet'} (logs in .run/logs/)")
         print("  endpoints written to .run/endpoints.env; Ctrl-C stops everything\n")
+        if demo_enabled(env):
+            print(
+                "  starting the demo: users provisioned, funded and trading in a minute "
+                "(OPEXBRIDGE_DEMO=0 make run to skip it; log: .run/logs/demo.log)\n"
+            )
+            demo["demo"] = start_demo(env)
         while True:
             for name, child in children.items():
                 if child.poll() is not None:
                     print(f"  {name} exited with {child.returncode}; see .run/logs/{name}.log")
                     return 1
+            if "demo" in demo and demo["demo"].poll() is not None:
+                code = demo.pop("demo").returncode
+                if code:
+                    print(f"  the demo stopped with {code}; see .run/logs/demo.log")
             time.sleep(1)
     except KeyboardInterrupt:
         print("\nstopping…")
         return 0
     finally:
+        _stop(demo)
         _stop(children)
         if started is not None:
             stack.stop(started)

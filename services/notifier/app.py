@@ -36,6 +36,7 @@ from services.notifier.config import NotifierSettings
 from services.notifier.domain.auth import TokenVerifier
 from services.notifier.domain.stream import Retention
 from services.notifier.handlers import TickerHandler, UserEventsHandler
+from services.notifier.static import demo_routes
 from shared.db import Database, DatabaseSettings
 from shared.messaging import DeadLetters, KafkaSettings, OutboxRelay, create_broker
 from shared.observability import Health, ops_routes
@@ -229,6 +230,7 @@ def create_app(
     app.include_router(rest_router(store, verifier))
     app.include_router(trading_router(commands, verifier, MarketData(hub, opex_client), readiness))
     app.router.routes.extend(ops_routes(health))
+    app.router.routes.extend(demo_routes())  # GET /demo: the demo page (static/)
     app.state.settings = settings
     app.state.hub = hub
     app.state.store = store
