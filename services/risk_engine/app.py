@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from faststream.kafka import KafkaBroker
@@ -42,6 +43,34 @@ SERVICE = "risk_engine"
 USER_TOPICS = (ORDERS_COMMANDS, ORDERS_EVENTS, ACCOUNTS_EVENTS, USERS_EVENTS)
 MARKET_TOPICS = (MARKET_INSTRUMENTS, MARKET_TICKERS)
 log = structlog.get_logger(__name__)
+RELAY_BATCH_ROWS = 5000
+"""Outbox rows per Kafka transaction: a transaction is several broker round trips
+whatever its size, and behind a busy consumer each of them waits for the event loop."""
+
+
+class Coalesced:
+    """Calls ``action`` ``delay_s`` after the first call since it last ran, once for
+    all the calls in between (at once when ``delay_s`` is 0)."""
+
+    def __init__(self, action: Callable[[], None], delay_s: float) -> None:
+        self._action = action
+        self._delay_s = delay_s
+        self._pending: asyncio.TimerHandle | None = None
+
+    def __call__(self) -> None:
+        if self._delay_s <= 0:
+            self._action()
+        elif self._pending is None:
+            self._pending = asyncio.get_running_loop().call_later(self._delay_s, self._run)
+
+    def _run(self) -> None:
+        self._pending = None
+        self._action()
+
+    def cancel(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
 
 
 @dataclass
@@ -55,6 +84,7 @@ class RiskApp:
     service: RiskService
     consumer: Consumer
     health: Health
+    wake_relay: Coalesced
     _ticker: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -76,6 +106,7 @@ class RiskApp:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
         await self.broker.stop()
+        self.wake_relay.cancel()
         await self.relay.stop()
         await self.db.dispose()
 
@@ -109,14 +140,23 @@ def build(
     prefix = settings.topic_prefix
     db = Database.from_settings(database, settings.schema_name)
     broker = create_broker(kafka, service=SERVICE)
-    relay = OutboxRelay(db, kafka, service=SERVICE, instance=settings.instance, topic_prefix=prefix)
+    relay = OutboxRelay(
+        db,
+        kafka,
+        service=SERVICE,
+        instance=settings.instance,
+        topic_prefix=prefix,
+        batch_size=RELAY_BATCH_ROWS,
+    )
     limits = risk.limits()
     service = RiskService(RiskEngine(clock=system_clock), limits, clock=system_clock)
+    # batches commit often; the relay publishes what a few of them staged in one go
+    wake_relay = Coalesced(relay.notify, settings.relay_linger_ms / 1000)
     consumer = Consumer(
         name=SERVICE,
         db=db,
         dead_letters=DeadLetters(broker, SERVICE),
-        on_commit=relay.notify,
+        on_commit=wake_relay,
         topic_prefix=prefix,
     )
     health = Health(SERVICE)
@@ -126,6 +166,10 @@ def build(
         return await broker.ping(2.0)
 
     health.add("kafka", kafka_ok)
+
+    async def keep_raw(_msg: Any) -> None:
+        """The handler reads the records themselves (``msg.raw_message``) and decodes
+        them with the contracts' codec: skip FastStream's JSON decoding of each body."""
 
     async def on_records(msg: KafkaMessage) -> None:
         raw = msg.raw_message
@@ -143,6 +187,9 @@ def build(
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         isolation_level="read_committed",
+        fetch_min_bytes=settings.fetch_min_bytes,
+        fetch_max_wait_ms=settings.fetch_wait_ms,
+        decoder=keep_raw,
         title="risk_engine: commands and user events",
     )(on_records)
     broker.subscriber(
@@ -154,9 +201,10 @@ def build(
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         isolation_level="read_committed",
+        decoder=keep_raw,
         title="risk_engine: instruments and tickers",
     )(on_records)
-    return RiskApp(settings, db, broker, relay, service, consumer, health)
+    return RiskApp(settings, db, broker, relay, service, consumer, health, wake_relay)
 
 
 def create_app() -> Starlette:

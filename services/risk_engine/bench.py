@@ -71,6 +71,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) the process has used so far; None where /proc is not."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _order(user: str, n: int) -> bytes:
     return encode(
         new_message(
@@ -310,8 +319,11 @@ async def main() -> dict[str, Any]:
         warm = await _pipeline_run(kafka, prefix, users, 200, None, 0)
         if warm.count < 200:
             raise RuntimeError(f"risk engine did not answer the warm-up ({warm.count}/200)")
+        cpu_before = _cpu_seconds(child.pid)
         flood = await _pipeline_run(kafka, prefix, users, 20_000, None, 1_000)
+        cpu_after = _cpu_seconds(child.pid)
         paced = await _pipeline_run(kafka, prefix, users, 5_000, 1_000.0, 100_000)
+        cpu_paced = _cpu_seconds(child.pid)
         relay = await _bare_relay(kafka, prefix, 200 + 20_000 + 5_000)
     finally:
         if child is not None:
@@ -338,6 +350,12 @@ async def main() -> dict[str, Any]:
         "paced_rate_per_s": 1000,
         "flood_p50_ms": round(flood.pct(0.50), 2),
         "flood_p99_ms": round(flood.pct(0.99), 2),
+        "engine_cpu_us_per_decision": round((cpu_after - cpu_before) / flood.count * 1e6, 1)
+        if flood.count and cpu_after is not None and cpu_before is not None
+        else None,
+        "paced_engine_cpu_us_per_decision": round((cpu_paced - cpu_after) / paced.count * 1e6, 1)
+        if paced.count and cpu_paced is not None and cpu_after is not None
+        else None,
         "bare_relay_per_s": round(relay.per_s, 1),
         "ratio_to_bare_relay": round(flood.per_s / relay.per_s, 3),
         "mean_paced_ms": round(statistics.fmean(paced.latencies_ms), 2)

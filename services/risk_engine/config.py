@@ -194,6 +194,14 @@ class ServiceSettings(BaseSettings):
     instance: str = Field(default="0", alias="RISK_ENGINE_INSTANCE")
     batch_size: int = Field(default=500, alias="RISK_ENGINE_BATCH_SIZE", ge=1, le=5000)
     batch_timeout_ms: int = Field(default=5, alias="RISK_ENGINE_BATCH_TIMEOUT_MS", ge=0)
+    fetch_wait_ms: int = Field(default=25, alias="RISK_ENGINE_FETCH_WAIT_MS", ge=0, le=500)
+    """How long the broker may hold a fetch for ``fetch_min_bytes`` to arrive: each fetch
+    (of every partition) and each batch (a database transaction, a Kafka commit) costs
+    the same whatever its size, so a few full ones beat many of one message."""
+    fetch_min_bytes: int = Field(default=64 * 1024, alias="RISK_ENGINE_FETCH_MIN_BYTES", ge=1)
+    relay_linger_ms: int = Field(default=10, alias="RISK_ENGINE_RELAY_LINGER_MS", ge=0, le=1000)
+    """How long the outbox relay waits after a commit for more before it publishes (each
+    publication is one Kafka transaction whatever its size)."""
     tick_interval_s: float = Field(default=1.0, alias="RISK_ENGINE_TICK_S", gt=0)
     topic_prefix: str = Field(default="", alias="OPEXBRIDGE_TOPIC_PREFIX")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")

@@ -28,6 +28,7 @@ from services.risk_engine.domain.decisions import (
 from services.risk_engine.domain.engine import RiskEngine, epoch_ms
 from services.risk_engine.domain.limits import Limits
 from services.risk_engine.metrics import DECISIONS, DRIFTS, REPLAYED
+from services.risk_engine.outgoing import Envelopes
 from shared.contracts import (
     BalancesUpdated,
     CancelOrder,
@@ -44,10 +45,8 @@ from shared.contracts import (
     TickerUpdated,
     TradingStateChanged,
     UserProvisioned,
-    caused_by,
     decode,
     encode,
-    new_message,
 )
 from shared.db import Database
 from shared.messaging import Transaction, stage
@@ -86,6 +85,8 @@ class RiskService:
         self._last_balances_ms = 0
         self._last_control_ms = 0
         self.control_interval_ms = 100
+        self._envelopes = Envelopes()
+        self._decided: dict[tuple[str, str], Any] = {}
 
     # ---------------------------------------------------------------------- startup
 
@@ -219,7 +220,7 @@ class RiskService:
         if isinstance(command, CancelOrder):
             cancel = self.engine.decide_cancel(user_id, command)
             outcome = "cancel_passed" if isinstance(cancel, CancelPassed) else "cancel_refused"
-            DECISIONS.labels(outcome=outcome, reason="").inc()
+            self._count(outcome, "")
             self._emit(envelope, user_id, cancel.to_message(), batch)
             return
         decision: PlaceDecision
@@ -228,13 +229,22 @@ class RiskService:
         else:
             decision = self.engine.decide_place(user_id, command)
         if isinstance(decision, Approved):
-            DECISIONS.labels(outcome="approved", reason="").inc()
+            self._count("approved", "")
             self._dirty_balances.add(user_id)
         else:
-            DECISIONS.labels(outcome="rejected", reason=str(decision.code)).inc()
+            self._count("rejected", str(decision.code))
         self._emit(envelope, user_id, decision.to_message(), batch)
         for out in decision.events:
             self._emit(envelope, out.user_id, out.message, batch)
+
+    def _count(self, outcome: str, reason: str) -> None:
+        """One more decision (the labelled counters are looked up once)."""
+        counter = self._decided.get((outcome, reason))
+        if counter is None:
+            counter = self._decided[outcome, reason] = DECISIONS.labels(
+                outcome=outcome, reason=reason
+            )
+        counter.inc()
 
     def _emit(
         self,
@@ -243,10 +253,7 @@ class RiskService:
         message: Message,
         batch: _Batch,
     ) -> None:
-        if parent is not None:
-            envelope = caused_by(parent, message, user_id=user_id)
-        else:
-            envelope = new_message(message, user_id=user_id)
+        envelope = self._envelopes.make(parent, message, user_id)
         encoded = None
         if isinstance(message, _JOURNALED_OUTPUTS):
             encoded = encode(envelope)

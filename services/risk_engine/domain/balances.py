@@ -33,7 +33,7 @@ from shared.contracts import Balance, Side
 from .amounts import ZERO
 from .state import Account
 
-__all__ = ["BalanceDrift", "apply_snapshot", "apply_trade"]
+__all__ = ["BalanceDrift", "apply_fee", "apply_snapshot", "apply_trade"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,3 +116,15 @@ def apply_trade(
         account.journal.append((at_ms, asset, delta))
         if totals is not None:
             totals[asset] = totals.get(asset, ZERO) + delta
+
+
+def apply_fee(account: Account, *, fee: Decimal, fee_asset: str, at_ms: int) -> None:
+    """Take the fee of a trade executed at ``at_ms`` whose quantity was already counted
+    (at the implied price of a cumulative state) off the totals (nothing if the last
+    snapshot already contains it)."""
+    as_of = account.balances_as_of_ms
+    if not fee or (as_of is not None and at_ms <= as_of):
+        return
+    account.journal.append((at_ms, fee_asset, -fee))
+    if account.totals is not None:
+        account.totals[fee_asset] = account.totals.get(fee_asset, ZERO) - fee

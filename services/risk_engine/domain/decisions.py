@@ -69,7 +69,8 @@ class Approved(NamedTuple):
     def to_message(self) -> OrderApproved:
         """OrderApproved; the reservation rounded up to the 18 decimals a message has."""
         reservation = Reservation(asset=self.asset, amount=to_wire_ceiling(self.amount))
-        return OrderApproved(command=self.command, reservation=reservation)
+        # both fields are validated models: nothing is left to validate
+        return OrderApproved.model_construct(command=self.command, reservation=reservation)
 
 
 class Rejected(NamedTuple):

@@ -27,6 +27,7 @@ from shared.contracts import (
     BalancesUpdated,
     CancelOrder,
     ClosePosition,
+    Fill,
     InstrumentUpdated,
     Message,
     OrderAccepted,
@@ -51,7 +52,7 @@ from shared.contracts import (
 )
 
 from .amounts import EXACT, ONE, PNL, ZERO, exact, to_wire, to_wire_ceiling
-from .balances import BalanceDrift, apply_snapshot, apply_trade
+from .balances import BalanceDrift, apply_fee, apply_snapshot, apply_trade
 from .checks import PLACE_CHECKS, CheckContext, Refusal, build_context, message_problem
 from .clock import DAY_MS, Clock, system_clock
 from .decisions import (
@@ -349,15 +350,25 @@ class RiskEngine:
     def on_order_event(self, user_id: str, event: OrderEvent, at_ms: int) -> list[Outgoing]:
         """An order event from the gateway (``at_ms``: when it happened): fills move the
         position, the balances and the reservation; a terminal event releases what is
-        left. Events of orders the engine does not hold, and its own rejections, change
+        left. After the terminal event, a late fill (the terminal event re-stated with
+        ``last_fill`` and more filled, or FILLED after CANCELED/EXPIRED) still moves the
+        position and the balances, and reserves or releases nothing. Fills count once, by
+        trade id and by the cumulative filled quantity. Events of orders the engine does
+        not hold, its own rejections, and events that add nothing to a closed order change
         nothing."""
         if isinstance(event, OrderRejected) and event.source is RejectSource.RISK:
             return []
         account = self.state.accounts.get(user_id)
-        order = account.open_orders.get(event.client_order_id) if account is not None else None
-        if account is None or order is None:
+        if account is None:
             self.state.ignored_events += 1
             return []
+        coid = event.client_order_id
+        order = account.open_orders.get(coid)
+        if order is None:
+            order = account.closed_orders.get(coid)
+            if order is None or not event.filled_quantity:
+                self.state.ignored_events += 1
+                return []
         out: list[Outgoing] = []
         self._roll_day(account, self._clock(), out)
         if event.order_id is not None and order.order_id is None:
@@ -366,9 +377,15 @@ class RiskEngine:
         if isinstance(event, OrderAccepted | OrderFilled):
             order.accepted = True
         filled = False
-        if isinstance(event, OrderFilled):
+        if event.last_fill is not None:
             filled = self._on_fill(account, order, event, at_ms)
-        if event.status.is_terminal:
+        if order.closed_as is not None:
+            filled = self._catch_up(account, order, event, at_ms) or filled
+            if not filled:
+                self.state.ignored_events += 1
+            elif event.status.is_terminal:
+                order.closed_as = event.status
+        elif event.status.is_terminal:
             filled = self._catch_up(account, order, event, at_ms) or filled
             self._close(account, order, event.status)
         if filled:
@@ -480,41 +497,82 @@ class RiskEngine:
 
     # ------------------------------------------------------------------------- fills
 
-    def _on_fill(self, account: Account, order: OpenOrder, event: OrderFilled, at_ms: int) -> bool:
-        """Apply the event's fill unless its trade was seen or the event is older than
-        what the order has; fills the event's cumulative quantity says were missed are
-        applied first at their implied price. Whether anything was applied."""
+    def _on_fill(self, account: Account, order: OpenOrder, event: OrderEvent, at_ms: int) -> bool:
+        """Apply the event's ``last_fill`` unless its trade was seen or the event is older
+        than what the order has; fills the event's cumulative quantity says were missed
+        are applied first at their implied price. A trade the cumulative state already
+        implied (its own event came late) adds only its fee. Whether anything was
+        applied."""
         fill = event.last_fill
+        assert fill is not None
         key = (order.symbol, fill.trade_id, order.side)
         if key in account.seen_trades:
             return False
         account.seen_trades.add(key)
+        at = epoch_ms(fill.executed_at) if fill.executed_at is not None else at_ms
         gap = event.filled_quantity - order.filled_quantity
         if gap <= 0:
-            return False
-        at = epoch_ms(fill.executed_at) if fill.executed_at is not None else at_ms
+            return self._implied_trade(account, order, fill, fill.quantity, fill.fee, at)
         if gap > fill.quantity and event.avg_price is not None:
             missed = gap - fill.quantity
             seen = fill.quantity * fill.price + order.filled_notional
             notional = event.avg_price * event.filled_quantity - seen
             price = to_wire(PNL.divide(notional, missed)) if notional > 0 else event.avg_price
-            self._fill(account, order, missed, price, ZERO, None, at)
+            self._fill(account, order, missed, price, ZERO, None, at, implied=True)
             gap = fill.quantity
+        elif gap < fill.quantity:
+            # part of this trade was already applied as implied by a cumulative state
+            self._implied_trade(account, order, fill, fill.quantity - gap, ZERO, at)
         self._fill(
             account, order, min(gap, fill.quantity), fill.price, fill.fee, fill.fee_asset, at
         )
         return True
 
+    def _implied_trade(
+        self,
+        account: Account,
+        order: OpenOrder,
+        fill: Fill,
+        quantity: Decimal,
+        fee: Decimal,
+        at_ms: int,
+    ) -> bool:
+        """``quantity`` of ``fill`` was already applied at the implied price of an
+        earlier cumulative state (without a fee): book the fee, nothing else. Whether
+        anything changed."""
+        taken = min(quantity, order.implied_quantity)
+        if taken <= 0:
+            return False
+        order.implied_quantity -= taken
+        if not fee:
+            return False
+        position = account.positions[order.symbol]
+        position.realized_pnl -= self._fee_in_quote(position, fee, fill.fee_asset, fill.price)
+        apply_fee(account, fee=fee, fee_asset=fill.fee_asset, at_ms=at_ms)
+        return True
+
     def _catch_up(self, account: Account, order: OpenOrder, event: OrderEvent, at_ms: int) -> bool:
-        """A terminal event says more was filled than the engine saw: apply the rest at
-        its implied price (fee unknown: none)."""
+        """The event says more was filled than the engine saw: apply the rest at its
+        implied price (fee unknown: none; booked if the trade's own event comes)."""
         gap = event.filled_quantity - order.filled_quantity
         if gap <= 0 or event.avg_price is None:
             return False
         notional = event.avg_price * event.filled_quantity - order.filled_notional
         price = to_wire(PNL.divide(notional, gap)) if notional > 0 else event.avg_price
-        self._fill(account, order, gap, price, ZERO, None, at_ms)
+        self._fill(account, order, gap, price, ZERO, None, at_ms, implied=True)
         return True
+
+    @staticmethod
+    def _fee_in_quote(
+        position: Position, fee: Decimal, fee_asset: str | None, price: Decimal
+    ) -> Decimal:
+        """A fee in the position's quote asset: as is, or a base fee at ``price`` (another
+        asset's fee is left out of the P&L)."""
+        if not fee or fee_asset is None or fee_asset == position.quote:
+            return fee
+        if fee_asset == position.base:
+            return fee * price
+        return ZERO
 
     def _fill(
         self,
@@ -525,22 +583,24 @@ class RiskEngine:
         fee: Decimal,
         fee_asset: str | None,
         at_ms: int,
+        *,
+        implied: bool = False,
     ) -> None:
         quantity = min(quantity, order.remaining)
         if quantity <= 0:
             return
-        consume(account, order, quantity)
         order.filled_quantity += quantity
         order.filled_notional += quantity * price
+        if implied:
+            order.implied_quantity += quantity
         position = account.positions[order.symbol]
-        position.add_open(order.side, -quantity)
+        if order.closed_as is None:
+            consume(account, order, quantity)
+            position.add_open(order.side, -quantity)
+        # else: a late fill; the terminal event released the reservation and the open
+        # quantity, so there is nothing left to consume
         base, quote = position.base, position.quote
-        if not fee or fee_asset == quote:
-            fee_in_quote = fee
-        elif fee_asset == base:
-            fee_in_quote = fee * price
-        else:
-            fee_in_quote = ZERO
+        fee_in_quote = self._fee_in_quote(position, fee, fee_asset, price)
         position.apply_fill(order.side, quantity, price, fee_in_quote, at_ms)
         apply_trade(
             account,
@@ -560,13 +620,15 @@ class RiskEngine:
             holders.discard(account.user_id)
 
     def _close(self, account: Account, order: OpenOrder, status: OrderStatus) -> None:
-        """The order reached ``status`` (terminal): release what it still holds."""
+        """The order reached ``status`` (terminal): release what it still holds, and keep
+        it among the closed orders for fills learnt later."""
         release(account, order)
         remaining = order.remaining
         if remaining:
             account.positions[order.symbol].add_open(order.side, -remaining)
         del account.open_orders[order.client_order_id]
-        account.closed_orders[order.client_order_id] = status
+        order.closed_as = status
+        account.closed_orders[order.client_order_id] = order
 
     # ----------------------------------------------------------- positions and P&L
 

@@ -10,7 +10,8 @@ RiskState
     ├── totals, opex_locked, external_locked, journal    (accounts.events + fills)
     ├── reserved        asset -> amount                  (sum of the open orders' reservations)
     ├── open_orders     client order id -> OpenOrder     (approvals, orders.events)
-    ├── order_ids, closed_orders, seen_client_order_ids, seen_trades
+    ├── closed_orders   client order id -> OpenOrder     (kept after the terminal event: late fills)
+    ├── order_ids, seen_client_order_ids, seen_trades
     ├── positions       symbol -> Position               (fills)
     ├── approvals_ms    the order-rate window
     └── trading         TradingStatus
@@ -105,11 +106,14 @@ def reference_from_ticker(ticker: TickerUpdated) -> Decimal | None:
 
 @dataclass(slots=True)
 class OpenOrder:
-    """An approved order that has not reached a terminal state, and its reservation.
+    """An approved order, its reservation and what has filled of it.
 
     ``reserved`` starts at ``unit x quantity``, each fill
     consumes ``unit x fill`` of it (never more than is left) and the terminal event
     releases the rest, so it is never negative and is zero once the order is closed.
+    A closed order (``closed_as`` set) is kept in ``Account.closed_orders``: OPEX's
+    cancel answers at once while its engine may still trade, so fills can be learnt after
+    the terminal event; they move the position and balances, and reserve nothing.
     """
 
     client_order_id: str
@@ -130,6 +134,11 @@ class OpenOrder:
     """OPEX has listed the order (so its funds are among OPEX's locked ones)."""
     filled_quantity: Decimal = ZERO
     filled_notional: Decimal = ZERO
+    implied_quantity: Decimal = ZERO
+    """Of ``filled_quantity``, what a cumulative state said had filled before the fill's
+    own event came (applied at the implied price, without its fee)."""
+    closed_as: OrderStatus | None = None
+    """The terminal status; None while the order is open."""
 
     @property
     def remaining(self) -> Decimal:
@@ -177,7 +186,8 @@ class Account:
     open_orders: dict[str, OpenOrder] = field(default_factory=dict)
     order_ids: dict[str, str] = field(default_factory=dict)
     """OPEX order id -> client order id."""
-    closed_orders: dict[str, OrderStatus] = field(default_factory=dict)
+    closed_orders: dict[str, OpenOrder] = field(default_factory=dict)
+    """Orders past their terminal event (reserving nothing), for late fills."""
     seen_client_order_ids: set[str] = field(default_factory=set)
     seen_trades: set[tuple[str, str, Side]] = field(default_factory=set)
     """(symbol, trade id, side): a self-trade fills both sides under one trade id."""

@@ -48,3 +48,13 @@ def test_rejected_when_made_a_message_then_source_risk_with_code_and_reason() ->
         "too far",
     )
     assert (message.client_order_id, message.quantity, message.price) == ("c-1", D("0.1"), D(100))
+
+
+def test_approved_message_when_built_without_revalidation_then_same_as_validated() -> None:
+    message = Approved("42", ORDER, "USDT", D("10.02")).to_message()
+
+    assert message == OrderApproved.model_validate(message.model_dump())
+    assert (
+        message.model_dump_json()
+        == OrderApproved.model_validate(message.model_dump()).model_dump_json()
+    )

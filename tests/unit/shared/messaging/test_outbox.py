@@ -30,3 +30,16 @@ def test_fitting_when_ids_are_scattered_then_keeps_the_longest_prefix_that_fits(
 def test_fitting_when_ids_are_contiguous_then_keeps_all() -> None:
     rows = [SimpleNamespace(id=i) for i in range(1, 5001)]
     assert len(_fitting(rows)) == 5000
+
+
+def test_relay_partition_when_keyed_then_the_same_as_the_default_partitioner() -> None:
+    from aiokafka.partitioner import DefaultPartitioner
+
+    from shared.messaging._outbox import _key_hash
+
+    partitioner = DefaultPartitioner()
+    for count in (1, 6, 12, 13):
+        partitions = list(range(count))
+        for key in (b"42", b"bench-user-7", b"BTC_USDT", "ü-ß".encode(), b"x" * 100):
+            expected = partitioner(key, partitions, partitions)
+            assert partitions[_key_hash(key) % count] == expected
