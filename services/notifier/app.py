@@ -30,10 +30,10 @@ from services.notifier.adapters.readiness import Readiness
 from services.notifier.adapters.rest import rest_router
 from services.notifier.adapters.server import install_token_filter
 from services.notifier.adapters.store import StreamStore
-from services.notifier.adapters.trading import trading_router
+from services.notifier.adapters.trading import PlaceOrderEndpoint, trading_router
 from services.notifier.adapters.websocket import Context, WebSocketEndpoint
 from services.notifier.config import NotifierSettings
-from services.notifier.domain.auth import TokenVerifier
+from services.notifier.domain.auth import CachingVerifier, TokenVerifier
 from services.notifier.domain.stream import Retention
 from services.notifier.handlers import TickerHandler, UserEventsHandler
 from services.notifier.static import demo_routes
@@ -46,33 +46,50 @@ __all__ = ["NotifierApp", "build_verifier", "create_app"]
 
 log = structlog.get_logger(__name__)
 WS_PATH = "/ws"
+PLACE_PATH = "/api/trading/orders"
 
 
 class NotifierApp(FastAPI):
-    """FastAPI with ``/ws`` served by a raw ASGI handler: a WebSocket lives for hours,
-    and every middleware layer or per-connection object adds to its idle memory."""
+    """FastAPI with two paths served by raw ASGI handlers: ``/ws`` (a WebSocket lives
+    for hours, and every middleware layer or per-connection object adds to its idle
+    memory) and ``POST /api/trading/orders`` (the API's hot path: FastAPI's middleware,
+    routing and dependency solving cost more than the order itself; its FastAPI route
+    still documents it in the OpenAPI document)."""
 
     ws_endpoint: WebSocketEndpoint | None = None
+    place_endpoint: PlaceOrderEndpoint | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket" and scope["path"] == WS_PATH and self.ws_endpoint:
+        kind = scope["type"]
+        if kind == "http":
+            if (
+                scope["path"] == PLACE_PATH
+                and scope["method"] == "POST"
+                and self.place_endpoint is not None
+            ):
+                await self.place_endpoint(scope, receive, send)
+                return
+        elif kind == "websocket" and scope["path"] == WS_PATH and self.ws_endpoint:
             await self.ws_endpoint(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
 
 
-def build_verifier(settings: NotifierSettings) -> TokenVerifier:
+def build_verifier(settings: NotifierSettings) -> CachingVerifier:
     keys = (
         JwksKeys(settings.jwt_jwks_url, cache_s=settings.jwks_cache_s)
         if settings.jwt_jwks_url
         else None
     )
-    return TokenVerifier(
+    verifier = TokenVerifier(
         hs256_secret=settings.hs256_secret(),
         keys=keys,
         audience=settings.jwt_audience,
         issuer=settings.jwt_issuer,
         leeway_s=settings.jwt_leeway_s,
+    )
+    return CachingVerifier(
+        verifier, max_entries=settings.token_cache_size, max_age_s=settings.token_cache_s
     )
 
 
@@ -226,6 +243,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.ws_endpoint = endpoint
+    app.place_endpoint = PlaceOrderEndpoint(commands, verifier)
     install_error_handlers(app)
     app.include_router(rest_router(store, verifier))
     app.include_router(trading_router(commands, verifier, MarketData(hub, opex_client), readiness))

@@ -42,6 +42,13 @@ class NotifierSettings(BaseSettings):
     jwt_issuer: str | None = Field(default=None, validation_alias=_env("JWT_ISSUER"))
     jwt_leeway_s: float = Field(default=0.0, ge=0, le=300, validation_alias=_env("JWT_LEEWAY"))
     jwks_cache_s: int = Field(default=300, ge=1, validation_alias=_env("JWT_JWKS_CACHE_SECONDS"))
+    token_cache_size: int = Field(
+        default=10_000, ge=0, validation_alias=_env("NOTIFIER_TOKEN_CACHE")
+    )
+    """Verified tokens remembered (0: verify every request); see `CachingVerifier`."""
+    token_cache_s: float = Field(
+        default=60.0, ge=0, le=3600, validation_alias=_env("NOTIFIER_TOKEN_CACHE_SECONDS")
+    )
 
     # -- limits per connection and per process
     auth_timeout_s: float = Field(

@@ -25,7 +25,13 @@ from starlette.responses import Response
 from services.notifier.domain.refusals import FieldProblem, Refusal, RefusalCode
 from shared.opex import OpexError
 
-__all__ = ["ERROR_RESPONSES", "ErrorBody", "install_error_handlers", "refusal_response"]
+__all__ = [
+    "ERROR_RESPONSES",
+    "ErrorBody",
+    "error_response",
+    "install_error_handlers",
+    "refusal_response",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -107,7 +113,7 @@ async def _on_http(_request: Request, exc: Exception) -> Response:
     )
 
 
-async def _on_unavailable(_request: Request, exc: Exception) -> Response:
+def unavailable_response(exc: Exception) -> JSONResponse:
     log.warning("dependency_unavailable", error=type(exc).__name__)
     return refusal_response(
         Refusal(
@@ -119,9 +125,30 @@ async def _on_unavailable(_request: Request, exc: Exception) -> Response:
     )
 
 
-async def _on_error(_request: Request, exc: Exception) -> Response:
+def internal_error_response(exc: Exception) -> JSONResponse:
     log.error("request_failed", error=type(exc).__name__)
     return refusal_response(Refusal(500, RefusalCode.INTERNAL_ERROR, "internal error"))
+
+
+_UNAVAILABLE = (SQLAlchemyError, OSError, OpexError)
+
+
+def error_response(exc: Exception) -> JSONResponse:
+    """What the handlers below answer for ``exc`` raised by an endpoint (for a route
+    served outside FastAPI's stack: the same answer as inside it)."""
+    if isinstance(exc, Refusal):
+        return refusal_response(exc)
+    if isinstance(exc, _UNAVAILABLE):
+        return unavailable_response(exc)
+    return internal_error_response(exc)
+
+
+async def _on_unavailable(_request: Request, exc: Exception) -> Response:
+    return unavailable_response(exc)
+
+
+async def _on_error(_request: Request, exc: Exception) -> Response:
+    return internal_error_response(exc)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -21,7 +21,14 @@ from services.notifier.domain.auth import AuthError, AuthFailure, Identity
 from services.notifier.domain.refusals import Refusal, RefusalCode
 from shared.contracts import OrderStatus, normalize_symbol
 
-__all__ = ["SnapshotReader", "bearer_identity", "rest_router", "symbol_param"]
+__all__ = [
+    "SnapshotReader",
+    "authenticate",
+    "bearer_identity",
+    "bearer_token",
+    "rest_router",
+    "symbol_param",
+]
 
 
 class SnapshotReader(Protocol):
@@ -58,22 +65,40 @@ _symbol = symbol_param
 _BEARER = HTTPBearer(auto_error=False, description="the platform's JWT; its `sub` is the user")
 
 
+def bearer_token(authorization: str | None) -> str:
+    """The token of an ``Authorization: Bearer <token>`` header value, read as FastAPI's
+    `HTTPBearer` reads it; ``""`` when there is none."""
+    if not authorization:
+        return ""
+    scheme, _, credentials = authorization.partition(" ")
+    credentials = credentials.strip()
+    if not (scheme and credentials) or scheme.lower() != "bearer":
+        return ""
+    return credentials.strip()
+
+
+async def authenticate(verifier: _Verifier, token: str) -> Identity:
+    """The caller's `Identity`; 401 ``invalid_token`` / ``token_expired``, 503
+    ``unavailable`` (key set down)."""
+    if not token:
+        raise Refusal(401, RefusalCode.INVALID_TOKEN, "send Authorization: Bearer <token>")
+    try:
+        return await verifier.verify(token)
+    except AuthError as error:
+        if error.failure is AuthFailure.UNAVAILABLE:
+            raise Refusal(503, RefusalCode.UNAVAILABLE, error.message) from None
+        raise Refusal(401, error.failure.value, error.message) from None
+
+
 def bearer_identity(verifier: _Verifier) -> Callable[..., Awaitable[Identity]]:
-    """A FastAPI dependency: the caller's `Identity` from ``Authorization: Bearer``;
-    401 ``invalid_token`` / ``token_expired``, 503 ``unavailable`` (key set down)."""
+    """A FastAPI dependency: the caller's `Identity` from ``Authorization: Bearer``
+    (`authenticate`)."""
 
     async def identity(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
     ) -> Identity:
         token = credentials.credentials.strip() if credentials is not None else ""
-        if not token:
-            raise Refusal(401, RefusalCode.INVALID_TOKEN, "send Authorization: Bearer <token>")
-        try:
-            return await verifier.verify(token)
-        except AuthError as error:
-            if error.failure is AuthFailure.UNAVAILABLE:
-                raise Refusal(503, RefusalCode.UNAVAILABLE, error.message) from None
-            raise Refusal(401, error.failure.value, error.message) from None
+        return await authenticate(verifier, token)
 
     return identity
 

@@ -9,7 +9,8 @@ a log filter that keeps tokens out of uvicorn's lines.
   client has not answered after a grace period; through plain ASGI,
   ``websocket.close`` waits until the paused transport drains, which a stuck client
   never lets happen. ``send_texts``: several messages in one transport write, so a
-  writer draining a burst makes one system call, not one per frame.
+  writer draining a burst makes one system call, not one per frame; the frames are
+  built here (`text_frame`), the protocol object only being asked whether it is open.
 - the parsed handshake request and response are dropped once the connection is
   accepted (memory per idle connection);
 - an optional fixed ``SO_SNDBUF`` per client socket (``NOTIFIER_SOCKET_SEND_BUFFER``),
@@ -21,6 +22,7 @@ from __future__ import annotations
 import logging
 import re
 import socket
+import struct
 from asyncio import BaseTransport
 from typing import Any
 
@@ -29,13 +31,39 @@ from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.exceptions import InvalidState
 from websockets.http11 import Request
+from websockets.protocol import Side, State
 
 from services.notifier.adapters.websocket import FORCE_CLOSE
 from services.notifier.config import NotifierSettings
 
-__all__ = ["NotifierWebSocketProtocol", "TokenFilter", "install_token_filter", "uvicorn_config"]
+__all__ = [
+    "NotifierWebSocketProtocol",
+    "TokenFilter",
+    "install_token_filter",
+    "text_frame",
+    "uvicorn_config",
+]
 
 _TOKEN_IN_TEXT = re.compile(r"(token=)[^&\s\"']+", re.IGNORECASE)
+
+
+_FIN_TEXT = 0x81
+_HEAD_SHORT = struct.Struct("!BB")
+_HEAD_MEDIUM = struct.Struct("!BBH")
+_HEAD_LONG = struct.Struct("!BBQ")
+
+
+def text_frame(text: str) -> bytes:
+    """One unmasked, unfragmented WebSocket text frame (RFC 6455 §5.2) carrying
+    ``text``: what `websockets`' ``send_text`` writes for a server without extensions,
+    without its per-frame objects."""
+    payload = text.encode()
+    length = len(payload)
+    if length < 126:
+        return _HEAD_SHORT.pack(_FIN_TEXT, length) + payload
+    if length < 65536:
+        return _HEAD_MEDIUM.pack(_FIN_TEXT, 126, length) + payload
+    return _HEAD_LONG.pack(_FIN_TEXT, 127, length) + payload
 
 
 class NotifierWebSocketProtocol(WebSocketsSansIOProtocol):
@@ -71,12 +99,20 @@ class NotifierWebSocketProtocol(WebSocketsSansIOProtocol):
             raise ClientDisconnected()
         if self.close_sent:
             raise RuntimeError("the connection is closing")
-        try:
-            for text in texts:
-                self.conn.send_text(text.encode())
-        except InvalidState:
-            raise ClientDisconnected() from None
-        self.transport.write(b"".join(self.conn.data_to_send()))
+        conn = self.conn
+        if conn.state is not State.OPEN:
+            raise ClientDisconnected()
+        pending = conn.data_to_send()  # whatever the protocol queued goes first
+        if conn.extensions or conn.expect_continuation_frame or conn.side is not Side.SERVER:
+            try:  # pragma: no cover - deflate is off and the server never fragments
+                for text in texts:
+                    conn.send_text(text.encode())
+            except InvalidState:
+                raise ClientDisconnected() from None
+            pending += conn.data_to_send()
+        else:
+            pending.extend(map(text_frame, texts))
+        self.transport.write(b"".join(pending))
 
     def force_close(self, code: int, reason: str, grace: float) -> None:
         """Write a close frame now, whatever the transport's state; abort the socket if

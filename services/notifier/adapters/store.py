@@ -17,8 +17,9 @@ REPEATABLE READ transaction, so the cursor they report and the rows they return 
 same snapshot of the database.
 
 The batch travels as one JSON parameter read by ``json_to_recordset``; each frame is
-stored as ``head || seq || tail``, rendered in Python around the seq the statement
-assigns.
+stored as ``head || seq || ',"data":' || data || ',"timestamp":"' || time || '"}'``,
+the same text `StreamItem.frame` renders in Python around the seq the statement
+assigns (``data`` is a ``json`` column, which PostgreSQL reproduces byte for byte).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -44,6 +46,7 @@ from services.notifier.domain.events import (
     PositionState,
     StreamItem,
     TradingStateState,
+    frame_head,
 )
 from services.notifier.domain.stream import (
     Cursor,
@@ -110,9 +113,9 @@ _RECORD = text(
     WITH input AS (
         SELECT * FROM json_to_recordset(CAST(:rows AS json)) AS x(
             i int, m uuid, tp text, pt int, o bigint, u text, k text, c smallint,
-            h text, t text, ts timestamptz,
-            oc text, os text, ost text, oterm boolean, od jsonb,
-            ps text, pq numeric, pd jsonb, bal jsonb, ad jsonb, gd jsonb)
+            h text, d json, z text,
+            oc text, os text, ost text, oterm boolean,
+            ps text, pq numeric, bal jsonb, a boolean, gd jsonb)
     ), claimed AS (
         INSERT INTO inbox (consumer, message_id, topic, partition, "offset")
         SELECT :consumer, m, tp, pt, o FROM input ORDER BY m
@@ -135,11 +138,13 @@ _RECORD = text(
         FROM fresh f JOIN counts cn ON cn.u = f.u JOIN moved mv ON mv.user_id = f.u
     ), appended AS (
         INSERT INTO user_stream (user_id, seq, epoch, message_id, type, channel, payload)
-        SELECT u, seq, epoch, m, k, c, h || seq::text || t FROM numbered
+        SELECT u, seq, epoch, m, k, c,
+               h || seq::text || ',"data":' || d::text || ',"timestamp":"' || z || '"}'
+        FROM numbered
     ), orders_up AS (
         INSERT INTO orders AS ord (user_id, client_order_id, symbol, status, terminal, seq,
                                    updated_at, data)
-        SELECT DISTINCT ON (u, oc) u, oc, os, ost, oterm, seq, ts, od
+        SELECT DISTINCT ON (u, oc) u, oc, os, ost, oterm, seq, z::timestamptz, d::jsonb
         FROM numbered WHERE oc IS NOT NULL ORDER BY u, oc, seq DESC
         ON CONFLICT (user_id, client_order_id) DO UPDATE
             SET symbol = EXCLUDED.symbol, status = EXCLUDED.status,
@@ -148,14 +153,15 @@ _RECORD = text(
             WHERE NOT ord.terminal OR EXCLUDED.terminal
     ), positions_up AS (
         INSERT INTO positions AS pos (user_id, symbol, quantity, seq, updated_at, data)
-        SELECT DISTINCT ON (u, ps) u, ps, pq, seq, ts, pd
+        SELECT DISTINCT ON (u, ps) u, ps, pq, seq, z::timestamptz, d::jsonb
         FROM numbered WHERE ps IS NOT NULL ORDER BY u, ps, seq DESC
         ON CONFLICT (user_id, symbol) DO UPDATE
             SET quantity = EXCLUDED.quantity, seq = EXCLUDED.seq,
                 updated_at = EXCLUDED.updated_at, data = EXCLUDED.data
     ), balances_up AS (
         INSERT INTO balances AS bal (user_id, asset, seq, updated_at, data)
-        SELECT DISTINCT ON (n.u, e.value->>'asset') n.u, e.value->>'asset', n.seq, n.ts, e.value
+        SELECT DISTINCT ON (n.u, e.value->>'asset')
+               n.u, e.value->>'asset', n.seq, n.z::timestamptz, e.value
         FROM numbered n CROSS JOIN LATERAL jsonb_array_elements(n.bal) AS e(value)
         WHERE n.bal IS NOT NULL
         ORDER BY n.u, e.value->>'asset', n.seq DESC
@@ -163,8 +169,8 @@ _RECORD = text(
             SET seq = EXCLUDED.seq, updated_at = EXCLUDED.updated_at, data = EXCLUDED.data
     ), account_up AS (
         INSERT INTO account_state AS acc (user_id, seq, updated_at, data)
-        SELECT DISTINCT ON (u) u, seq, ts, ad
-        FROM numbered WHERE ad IS NOT NULL ORDER BY u, seq DESC
+        SELECT DISTINCT ON (u) u, seq, z::timestamptz, d::jsonb
+        FROM numbered WHERE a ORDER BY u, seq DESC
         ON CONFLICT (user_id) DO UPDATE
             SET seq = EXCLUDED.seq, updated_at = EXCLUDED.updated_at, data = EXCLUDED.data
     ), global_up AS (
@@ -247,7 +253,10 @@ _PRUNE_INBOX = text("DELETE FROM inbox WHERE consumer = :consumer AND processed_
 
 
 def _row(index: int, record: Record) -> dict[str, Any]:
-    """One input row of `_RECORD` (keys absent from a row read as NULL)."""
+    """One input row of `_RECORD` (keys absent from a row read as NULL). The event's
+    data travels once, as the JSON text already rendered for its frame (``d``, embedded
+    as is): the statement builds the stored frame around it and reads the latest state
+    (an order's, a position's, the trading state's ``data``) from it."""
     item = record.item
     row: dict[str, Any] = {
         "i": index,
@@ -259,21 +268,26 @@ def _row(index: int, record: Record) -> dict[str, Any]:
     if isinstance(item, GlobalNotice):
         row["gd"] = item.data
         return row
-    head, tail = item.frame_parts()
-    row.update(u=item.user_id, k=item.kind, c=item.channel, h=head, t=tail, ts=item.timestamp)
+    row.update(
+        u=item.user_id, k=item.kind, c=item.channel, h=frame_head(item.kind, item.channel),
+        d=orjson.Fragment(item.data_json), z=item.timestamp,
+    )  # fmt: skip
     state = item.state
     if isinstance(state, OrderState):
         row.update(
-            oc=state.client_order_id, os=state.symbol, ost=state.status, oterm=state.terminal,
-            od=state.data,
-        )  # fmt: skip
+            os=state.symbol, oc=state.client_order_id, ost=state.status, oterm=state.terminal
+        )
     elif isinstance(state, PositionState):
-        row.update(ps=state.symbol, pq=str(state.quantity), pd=state.data)
+        row.update(ps=state.symbol, pq=str(state.quantity))
     elif isinstance(state, BalanceState):
-        row["bal"] = list(state.balances)
+        row["bal"] = state.balances
     elif isinstance(state, TradingStateState):
-        row["ad"] = state.data
+        row["a"] = True
     return row
+
+
+def _rows_json(records: Sequence[Record]) -> str:
+    return orjson.dumps([_row(index, record) for index, record in enumerate(records)]).decode()
 
 
 class StreamStore:
@@ -300,9 +314,7 @@ class StreamStore:
         result = Recorded()
         if not records:
             return result
-        rows = json.dumps(
-            [_row(index, record) for index, record in enumerate(records)], separators=(",", ":")
-        )
+        rows = _rows_json(records)
         async with self._write_lock:
             conn = await self._writer()
             try:

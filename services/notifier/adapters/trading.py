@@ -12,18 +12,26 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from pydantic.config import JsonDict
+from starlette.types import Receive, Scope, Send
 
 from services.notifier.adapters.commands import Accepted
-from services.notifier.adapters.errors import ERROR_RESPONSES, ErrorBody
+from services.notifier.adapters.errors import ERROR_RESPONSES, ErrorBody, error_response
 from services.notifier.adapters.market import MarketData
 from services.notifier.adapters.readiness import Readiness
-from services.notifier.adapters.rest import bearer_identity, symbol_param
+from services.notifier.adapters.rest import (
+    authenticate,
+    bearer_identity,
+    bearer_token,
+    symbol_param,
+)
 from services.notifier.domain.auth import Identity
 from services.notifier.domain.refusals import Refusal, RefusalCode
 from services.notifier.domain.trading import (
+    MAX_BODY_BYTES,
     Intent,
     KnownOrder,
     KnownPosition,
+    body_too_large,
     cancel_order,
     check_idempotency_key,
     close_position,
@@ -31,7 +39,7 @@ from services.notifier.domain.trading import (
     place_order,
 )
 
-__all__ = ["CommandWriter", "trading_router"]
+__all__ = ["CommandWriter", "PlaceOrderEndpoint", "accept_place_order", "trading_router"]
 
 ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
 """An order or position id in a path: a client order id, OPEX's id, or a symbol."""
@@ -125,6 +133,70 @@ def _accepted(result: Accepted) -> JSONResponse:
     return JSONResponse(result.response, status_code=202, headers=headers)
 
 
+async def accept_place_order(
+    commands: CommandWriter, user: Identity, key: str | None, body: bytes
+) -> JSONResponse:
+    """``POST /api/trading/orders`` once the caller is known: the one implementation
+    behind both `PlaceOrderEndpoint` and the FastAPI route that documents it."""
+    key = check_idempotency_key(key)
+    intent = place_order(user.user_id, parse_body(body))
+    return _accepted(await commands.submit(intent, key))
+
+
+class _Disconnected(Exception):
+    """The client left before its request's body arrived."""
+
+
+async def _read_body(receive: Receive) -> bytes:
+    """The request body; 413 beyond `MAX_BODY_BYTES` (what is over is read, not kept)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Disconnected
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size <= MAX_BODY_BYTES:
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    if size > MAX_BODY_BYTES:
+        raise body_too_large()
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+class PlaceOrderEndpoint:
+    """``POST /api/trading/orders`` as a plain ASGI app, ahead of FastAPI's middleware,
+    routing and dependency solving (the API's hot path; `NotifierApp` sends it here).
+    The same answers as the FastAPI route, which stays for the OpenAPI document: the
+    bearer token read as `HTTPBearer` reads it, `accept_place_order`, and errors rendered by
+    `adapters.errors.error_response` as the app's exception handlers render them."""
+
+    def __init__(self, commands: CommandWriter, verifier: _Verifier) -> None:
+        self._commands = commands
+        self._verifier = verifier
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        authorization: str | None = None
+        key: str | None = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                if authorization is None:
+                    authorization = value.decode("latin-1")
+            elif name == b"idempotency-key" and key is None:
+                key = value.decode("latin-1")
+        try:
+            user = await authenticate(self._verifier, bearer_token(authorization))
+            body = await _read_body(receive)
+            response = await accept_place_order(self._commands, user, key, body)
+        except _Disconnected:
+            return
+        except Exception as error:
+            response = error_response(error)
+        await response(scope, receive, send)
+
+
 def trading_router(
     commands: CommandWriter,
     verifier: _Verifier,
@@ -152,9 +224,7 @@ def trading_router(
     )
     async def place(request: Request, user: User, key: IdempotencyKey = None) -> JSONResponse:
         """Place an order: validated by the suite's contracts, published as PlaceOrder."""
-        key = check_idempotency_key(key)
-        intent = place_order(user.user_id, parse_body(await request.body()))
-        return _accepted(await commands.submit(intent, key))
+        return await accept_place_order(commands, user, key, await request.body())
 
     @router.delete(
         "/api/trading/orders/{order_id}",

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import enum
 import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -24,11 +27,13 @@ __all__ = [
     "ASYMMETRIC_ALGORITHMS",
     "AuthError",
     "AuthFailure",
+    "CachingVerifier",
     "Identity",
     "KeyResolver",
     "KeyUnavailable",
     "TokenVerifier",
     "UnknownKey",
+    "Verifier",
 ]
 
 ASYMMETRIC_ALGORITHMS = frozenset({"RS256", "ES256"})
@@ -159,3 +164,57 @@ class TokenVerifier:
             except KeyUnavailable:
                 raise AuthError(AuthFailure.UNAVAILABLE, "signing keys unavailable") from None
         raise AuthError(AuthFailure.INVALID, "algorithm not accepted")
+
+
+class Verifier(Protocol):
+    async def verify(self, token: str) -> Identity: ...
+
+
+class CachingVerifier:
+    """`TokenVerifier` with a bounded memory of the tokens it accepted (a REST client
+    sends the same token with every request; verifying a signature each time is most of
+    an order's cost).
+
+    Keyed by the whole token text, so a hit is exactly a token verified before. An entry
+    lives until the token's ``exp`` (never past it: after ``exp`` the token is verified
+    again, which refuses it or applies the leeway) and at most ``max_age_s``, so a
+    signing key withdrawn from the key set stops being honoured within that time.
+    Refusals are not remembered. Least recently used entries go first beyond
+    ``max_entries``.
+    """
+
+    def __init__(
+        self,
+        verifier: Verifier,
+        *,
+        max_entries: int = 10_000,
+        max_age_s: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._verifier = verifier
+        self._max_entries = max_entries
+        self._max_age = max_age_s
+        self._clock = clock
+        self._accepted: OrderedDict[str, tuple[Identity, float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._accepted)
+
+    async def verify(self, token: str) -> Identity:
+        """The identity in ``token``, or `AuthError` (as the wrapped verifier)."""
+        accepted = self._accepted
+        hit = accepted.get(token)
+        now = self._clock()
+        if hit is not None:
+            if now < hit[1]:
+                accepted.move_to_end(token)
+                return hit[0]
+            del accepted[token]
+        identity = await self._verifier.verify(token)
+        if self._max_entries > 0:
+            until = min(identity.expires_at.timestamp(), now + self._max_age)
+            if now < until:
+                accepted[token] = (identity, until)
+                if len(accepted) > self._max_entries:
+                    accepted.popitem(last=False)
+        return identity

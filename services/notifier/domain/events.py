@@ -12,12 +12,14 @@ Pure: the frame of an item is rendered once its ``seq`` is known (`StreamItem.fr
 
 from __future__ import annotations
 
-import json
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
+
+import orjson
 
 from services.notifier.domain.protocol import ACCOUNT, ORDERS, POSITIONS, TICKER_PREFIX
 from shared.contracts import (
@@ -44,6 +46,7 @@ __all__ = [
     "StreamItem",
     "TickerFrame",
     "TradingStateState",
+    "frame_head",
     "frame_parts",
     "order_data",
     "position_data",
@@ -56,7 +59,8 @@ CHANNEL_NAMES = {ORDERS: "orders", POSITIONS: "positions", ACCOUNT: "account"}
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    """Compact JSON text (UTF-8 as is, no ``\\uXXXX`` escapes beyond what JSON needs)."""
+    return orjson.dumps(value).decode()
 
 
 def _amount(value: Decimal | None) -> str | None:
@@ -111,11 +115,16 @@ StateChange = OrderState | PositionState | BalanceState | TradingStateState
 # ------------------------------------------------------------------------ items
 
 
+@functools.cache
+def frame_head(kind: str, channel: int) -> str:
+    """A user frame's text before its seq."""
+    return f'{{"type":"{kind}","channel":"{CHANNEL_NAMES[channel]}","seq":'
+
+
 def frame_parts(kind: str, channel: int, data_json: str, timestamp: str) -> tuple[str, str]:
     """A user frame as JSON text around its seq: ``head + str(seq) + tail``
     (hand-assembled: ``data_json`` is already JSON)."""
-    head = f'{{"type":"{kind}","channel":"{CHANNEL_NAMES[channel]}","seq":'
-    return head, f',"data":{data_json},"timestamp":"{timestamp}"}}'
+    return frame_head(kind, channel), f',"data":{data_json},"timestamp":"{timestamp}"}}'
 
 
 def render_frame(kind: str, channel: int, seq: int, data_json: str, timestamp: str) -> str:
@@ -169,6 +178,10 @@ def order_data(event: OrderEvent | CancelRejected, at: datetime) -> dict[str, An
     """``order_update`` / ``order_rejected`` / ``cancel_rejected`` data: the platform's
     ``id``, ``status``, ``filled_quantity``, ``filled_price`` (the average fill price),
     and the rest of the order's cumulative state."""
+    return _order_data(event, format_timestamp(at))
+
+
+def _order_data(event: OrderEvent | CancelRejected, updated_at: str) -> dict[str, Any]:
     if isinstance(event, CancelRejected):
         return {
             "id": event.client_order_id or event.order_id,
@@ -179,7 +192,7 @@ def order_data(event: OrderEvent | CancelRejected, at: datetime) -> dict[str, An
             "reason_code": str(event.reason_code),
             "reason": event.reason,
             "event": event.TYPE,
-            "updated_at": format_timestamp(at),
+            "updated_at": updated_at,
         }
     fill = event.last_fill
     data: dict[str, Any] = {
@@ -209,7 +222,7 @@ def order_data(event: OrderEvent | CancelRejected, at: datetime) -> dict[str, An
         "reason_code": None if event.reason_code is None else str(event.reason_code),
         "reason": event.reason,
         "event": event.TYPE,
-        "updated_at": format_timestamp(at),
+        "updated_at": updated_at,
     }
     if isinstance(event, OrderRejected):
         data["source"] = str(event.source)
@@ -219,6 +232,10 @@ def order_data(event: OrderEvent | CancelRejected, at: datetime) -> dict[str, An
 def position_data(event: PositionUpdated, at: datetime) -> dict[str, Any]:
     """``position_update`` data: the platform's ``id``, ``symbol``, ``quantity`` (signed:
     below zero is short), ``unrealized_pnl``, and the rest of the position."""
+    return _position_data(event, format_timestamp(at))
+
+
+def _position_data(event: PositionUpdated, updated_at: str) -> dict[str, Any]:
     side = event.side
     return {
         "id": event.position_id,
@@ -230,18 +247,18 @@ def position_data(event: PositionUpdated, at: datetime) -> dict[str, Any]:
         "realized_pnl": format_decimal(event.realized_pnl),
         "mark_price": _amount(event.mark_price),
         "leverage": format_decimal(event.leverage),
-        "updated_at": format_timestamp(at),
+        "updated_at": updated_at,
     }
 
 
-def _trading_state_data(event: TradingStateChanged, at: datetime) -> dict[str, Any]:
+def _trading_state_data(event: TradingStateChanged, updated_at: str) -> dict[str, Any]:
     return {
         "kind": "trading_state",
         "scope": str(event.scope),
         "state": str(event.state),
         "previous_state": None if event.previous_state is None else str(event.previous_state),
         "reason": event.reason,
-        "updated_at": format_timestamp(at),
+        "updated_at": updated_at,
     }
 
 
@@ -274,6 +291,7 @@ def _item(
     channel: int,
     data: dict[str, Any],
     state: StateChange | None,
+    timestamp: str,
 ) -> StreamItem:
     assert envelope.user_id is not None  # user-keyed topics always carry one
     return StreamItem(
@@ -282,7 +300,7 @@ def _item(
         kind=kind,
         channel=channel,
         data_json=_dumps(data),
-        timestamp=format_timestamp(envelope.occurred_at),
+        timestamp=timestamp,
         state=state,
     )
 
@@ -290,9 +308,11 @@ def _item(
 def translate(envelope: Envelope[Any]) -> StreamItem | GlobalNotice | TickerFrame | None:
     """What ``envelope`` means to the notifier; None for messages it does not push."""
     event = envelope.data
-    at = envelope.occurred_at
+    if isinstance(event, TickerUpdated):
+        return ticker_frame(event)
+    stamp = format_timestamp(envelope.occurred_at)  # the frame's timestamp and updated_at
     if isinstance(event, OrderEvent):
-        data = order_data(event, at)
+        data = _order_data(event, stamp)
         kind = "order_rejected" if isinstance(event, OrderRejected) else "order_update"
         state = OrderState(
             event.client_order_id,
@@ -301,17 +321,18 @@ def translate(envelope: Envelope[Any]) -> StreamItem | GlobalNotice | TickerFram
             event.status.is_terminal,
             data,
         )
-        return _item(envelope, kind, ORDERS, data, state)
+        return _item(envelope, kind, ORDERS, data, state, stamp)
     if isinstance(event, CancelRejected):
-        return _item(envelope, "cancel_rejected", ORDERS, order_data(event, at), None)
+        return _item(envelope, "cancel_rejected", ORDERS, _order_data(event, stamp), None, stamp)
     if isinstance(event, PositionUpdated):
-        data = position_data(event, at)
+        data = _position_data(event, stamp)
         return _item(
             envelope,
             "position_update",
             POSITIONS,
             data,
             PositionState(event.symbol, event.quantity, data),
+            stamp,
         )
     if isinstance(event, BalancesUpdated):
         balances = tuple(
@@ -322,22 +343,15 @@ def translate(envelope: Envelope[Any]) -> StreamItem | GlobalNotice | TickerFram
             "kind": "balances",
             "balances": list(balances),
             "source": str(event.source),
-            "updated_at": format_timestamp(at),
+            "updated_at": stamp,
         }
-        return _item(envelope, "account_update", ACCOUNT, data, BalanceState(balances))
+        return _item(envelope, "account_update", ACCOUNT, data, BalanceState(balances), stamp)
     if isinstance(event, TradingStateChanged):
-        data = _trading_state_data(event, at)
+        data = _trading_state_data(event, stamp)
         if event.scope is TradingScope.GLOBAL:
             frame = _dumps(
-                {
-                    "type": "trading_state",
-                    "channel": "account",
-                    "data": data,
-                    "timestamp": format_timestamp(at),
-                }
+                {"type": "trading_state", "channel": "account", "data": data, "timestamp": stamp}
             )
             return GlobalNotice(envelope.id, data, frame)
-        return _item(envelope, "account_update", ACCOUNT, data, TradingStateState(data))
-    if isinstance(event, TickerUpdated):
-        return ticker_frame(event)
+        return _item(envelope, "account_update", ACCOUNT, data, TradingStateState(data), stamp)
     return None

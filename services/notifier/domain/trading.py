@@ -42,6 +42,7 @@ __all__ = [
     "KnownOrder",
     "KnownPosition",
     "Operation",
+    "body_too_large",
     "cancel_order",
     "check_idempotency_key",
     "close_position",
@@ -112,11 +113,16 @@ def _refuse_constant(name: str) -> Any:
 _DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_refuse_constant)
 
 
+def body_too_large() -> Refusal:
+    """413: a body over `MAX_BODY_BYTES`."""
+    return Refusal(413, RefusalCode.BODY_TOO_LARGE, f"a body is at most {MAX_BODY_BYTES} bytes")
+
+
 def parse_body(raw: bytes, *, required: bool = True) -> dict[str, Any]:
     """A JSON object, numbers as exact `Decimal` (``0.001`` stays ``0.001``).
     An empty body is ``{}`` when not ``required``."""
     if len(raw) > MAX_BODY_BYTES:
-        raise Refusal(413, RefusalCode.BODY_TOO_LARGE, f"a body is at most {MAX_BODY_BYTES} bytes")
+        raise body_too_large()
     if not raw.strip() and not required:
         return {}
     try:

@@ -2,10 +2,14 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+from websockets.frames import Frame, Opcode
+
 from services.notifier.adapters.server import (
     NotifierWebSocketProtocol,
     TokenFilter,
     install_token_filter,
+    text_frame,
     uvicorn_config,
 )
 from services.notifier.config import NotifierSettings
@@ -44,3 +48,10 @@ def test_uvicorn_config_when_built_then_lean_websockets_and_own_protocol() -> No
     assert config.ws_per_message_deflate is False
     assert config.ws_max_size == 64 * 1024
     assert (config.host, config.port) == ("127.0.0.1", 8123)
+
+
+@pytest.mark.parametrize("length", [0, 1, 125, 126, 127, 65535, 65536, 70_001])
+def test_text_frame_when_any_length_then_what_websockets_writes(length: int) -> None:
+    text = "é" * (length // 2) + "a" * (length % 2)
+    expected = Frame(Opcode.TEXT, text.encode()).serialize(mask=False, extensions=[])
+    assert text_frame(text) == expected

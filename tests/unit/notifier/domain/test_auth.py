@@ -3,6 +3,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
@@ -13,6 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from services.notifier.domain.auth import (
     AuthError,
     AuthFailure,
+    CachingVerifier,
+    Identity,
     KeyUnavailable,
     TokenVerifier,
     UnknownKey,
@@ -188,3 +191,80 @@ def test_verifier_when_no_key_source_then_refuses_to_build() -> None:
         TokenVerifier()
     assert TokenVerifier(hs256_secret="s").algorithms == {"HS256"}
     assert verifier().algorithms == {"HS256", "RS256", "ES256"}
+
+
+class CountingVerifier:
+    def __init__(self, expires_at: float) -> None:
+        self.calls = 0
+        self.expires_at = expires_at
+
+    async def verify(self, token: str) -> Identity:
+        self.calls += 1
+        if token.startswith("bad"):
+            raise AuthError(AuthFailure.INVALID, "bad signature")
+        return Identity("u-" + token, datetime.fromtimestamp(self.expires_at, UTC))
+
+
+async def test_caching_verifier_when_same_token_then_verified_once_until_exp() -> None:
+    now = [1000.0]
+    inner = CountingVerifier(expires_at=1030.0)
+    cached = CachingVerifier(inner, max_age_s=60, clock=lambda: now[0])
+    assert (await cached.verify("t")).user_id == "u-t"
+    assert (await cached.verify("t")).user_id == "u-t"
+    assert inner.calls == 1
+    now[0] = 1030.0  # at exp: verified again (the inner verifier decides, with its leeway)
+    await cached.verify("t")
+    assert inner.calls == 2
+
+
+async def test_caching_verifier_when_older_than_max_age_then_verified_again() -> None:
+    now = [1000.0]
+    inner = CountingVerifier(expires_at=10_000.0)
+    cached = CachingVerifier(inner, max_age_s=60, clock=lambda: now[0])
+    await cached.verify("t")
+    now[0] = 1059.0
+    await cached.verify("t")
+    assert inner.calls == 1
+    now[0] = 1060.0
+    await cached.verify("t")
+    assert inner.calls == 2
+
+
+async def test_caching_verifier_when_refused_then_not_remembered() -> None:
+    inner = CountingVerifier(expires_at=10_000.0)
+    cached = CachingVerifier(inner, clock=lambda: 1000.0)
+    for _ in range(2):
+        with pytest.raises(AuthError):
+            await cached.verify("bad-token")
+    assert inner.calls == 2
+    assert len(cached) == 0
+
+
+async def test_caching_verifier_when_full_then_least_recently_used_forgotten() -> None:
+    inner = CountingVerifier(expires_at=10_000.0)
+    cached = CachingVerifier(inner, max_entries=2, clock=lambda: 1000.0)
+    await cached.verify("a")
+    await cached.verify("b")
+    await cached.verify("a")  # a is now the most recent
+    await cached.verify("c")  # b goes
+    assert len(cached) == 2
+    calls = inner.calls
+    await cached.verify("a")
+    assert inner.calls == calls
+    await cached.verify("b")
+    assert inner.calls == calls + 1
+
+
+async def test_caching_verifier_when_disabled_then_every_token_verified() -> None:
+    inner = CountingVerifier(expires_at=10_000.0)
+    cached = CachingVerifier(inner, max_entries=0, clock=lambda: 1000.0)
+    await cached.verify("a")
+    await cached.verify("a")
+    assert inner.calls == 2
+
+
+async def test_caching_verifier_when_token_already_expired_then_not_remembered() -> None:
+    inner = CountingVerifier(expires_at=900.0)  # an inner verifier with leeway let it pass
+    cached = CachingVerifier(inner, clock=lambda: 1000.0)
+    await cached.verify("a")
+    assert len(cached) == 0
