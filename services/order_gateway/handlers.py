@@ -503,6 +503,7 @@ class GatewayService:
                     changed.append(tracked)
                 else:
                     del self._to_submit[cid]
+                    self.book.touch(tracked, now)  # now in flight
                     begun.append(tracked)
                     in_flight_by_user.setdefault(order.user_id, []).append(order)
             if not await self._commit(begun + changed, outgoing, "submit"):
@@ -546,7 +547,7 @@ class GatewayService:
                 return order.fail(price.reason_code, f"not placed: {price.reason}")
             return now + 200
         fingerprint = Fingerprint(order.user_id, order.symbol, order.side, price, order.quantity)
-        others = [t.order for t in self.book.open_of(order.user_id) if t.order.is_in_flight]
+        others = [t.order for t in self.book.in_flight_of(order.user_id)]
         others += in_flight_by_user.get(order.user_id, [])
         if not may_submit(others, fingerprint, order.client_order_id):
             return now + 20  # an identical order is in flight: wait for its correlation
@@ -763,10 +764,8 @@ class GatewayService:
         if not open_orders:
             self._fast_step.pop(user_id, None)
             return
-        busy = any(
-            t.order.is_in_flight
-            or t.order.status is S.PENDING_CANCEL
-            or t.client_order_id in self._to_cancel
+        busy = bool(self.book.in_flight_of(user_id)) or any(
+            t.order.status is S.PENDING_CANCEL or t.client_order_id in self._to_cancel
             for t in open_orders
         )
         if busy:
@@ -921,12 +920,11 @@ class GatewayService:
         outgoing: list[Envelope[Any]],
     ) -> None:
         cfg = self.config
-        mine = [
+        in_flight = [
             t
-            for t in self.book.open_of(user_id)
+            for t in self.book.in_flight_of(user_id)
             if t.order.symbol == read.symbol and t.order.submitted_at_ms is not None
         ]
-        in_flight = [t for t in mine if t.order.is_in_flight]
         intents = [i for t in in_flight if (i := Intent.of(t.order)) is not None]
         matched = correlate(
             intents,
@@ -938,8 +936,7 @@ class GatewayService:
         for cid in matched.ambiguous:
             AMBIGUOUS.inc()
             log.warning("ambiguous_correlation", client_order_id=cid, user_id=user_id)
-        by_id = {listing.order_id: listing for listing in read.listed}
-        touched: list[tuple[Tracked, ListedOrder]] = []
+        touched: dict[str, tuple[Tracked, ListedOrder]] = {}
 
         def apply(tracked: Tracked, outcome: Outcome) -> None:
             outgoing.extend(self._note(tracked, outcome))
@@ -955,15 +952,18 @@ class GatewayService:
             listing = matched.claims.get(tracked.client_order_id)
             if listing is not None:
                 apply(tracked, tracked.order.on_listed(listing))
-                touched.append((tracked, listing))
-        for tracked in mine:
-            opex_id = tracked.order.opex_order_id
-            if opex_id is None or any(tracked is t for t, _ in touched):
+                touched[tracked.client_order_id] = (tracked, listing)
+        for listing in read.listed:
+            owner = self.book.by_opex_id(read.symbol, listing.order_id)
+            if (
+                owner is None
+                or owner.user_id != user_id
+                or not owner.order.is_open
+                or owner.client_order_id in touched
+            ):
                 continue
-            listing = by_id.get(opex_id)
-            if listing is not None:
-                apply(tracked, tracked.order.on_listed(listing))
-                touched.append((tracked, listing))
+            apply(owner, owner.order.on_listed(listing))
+            touched[owner.client_order_id] = (owner, listing)
         if read.trades:
             for trade in read.trades:
                 owner = self.book.by_opex_id(read.symbol, trade.order_id)
@@ -973,7 +973,7 @@ class GatewayService:
                     continue
                 apply(owner, owner.order.on_trade(trade))
             # a terminal listing held back for its trades can apply now
-            for tracked, listing in touched:
+            for tracked, listing in touched.values():
                 if listing.executed_quantity == tracked.order.filled_quantity:
                     apply(tracked, tracked.order.on_listed(listing))
         for tracked in in_flight:
@@ -1197,7 +1197,10 @@ class GatewayService:
         """One user's open orders of one pair against OPEX's (the caller holds the lock;
         OPEX numbers orders per pair, so ids are compared within a pair)."""
         now = self.clock()
-        local = [t for t in self.book.open_of(user_id) if t.order.symbol == symbol]
+        local = sorted(
+            (t for t in self.book.open_of(user_id) if t.order.symbol == symbol),
+            key=lambda t: t.client_order_id,
+        )
         bound_open = {t.order.opex_order_id for t in local if t.order.opex_order_id}
         finished_claims = self.book.claimed_ids(user_id, symbol) - bound_open
         result = reconcile(

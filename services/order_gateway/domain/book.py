@@ -51,6 +51,7 @@ class Book:
     """(symbol, OPEX order id) -> client order id: OPEX numbers orders per pair."""
     open_by_user: dict[str, set[str]] = field(default_factory=dict)
     all_by_user: dict[str, set[str]] = field(default_factory=dict)
+    in_flight_by_user: dict[str, set[str]] = field(default_factory=dict)
     stops: StopBook = field(default_factory=StopBook)
 
     def __len__(self) -> int:
@@ -78,6 +79,13 @@ class Book:
         cid = order.client_order_id
         if order.opex_order_id is not None:
             self.by_opex[(order.symbol, order.opex_order_id)] = cid
+        flying = self.in_flight_by_user.setdefault(order.user_id, set())
+        if order.is_in_flight:
+            flying.add(cid)
+        else:
+            flying.discard(cid)
+            if not flying:
+                del self.in_flight_by_user[order.user_id]
         mine = self.open_by_user.setdefault(order.user_id, set())
         if order.is_open:
             mine.add(cid)
@@ -92,7 +100,13 @@ class Book:
                 tracked.finished_at_ms = now_ms
 
     def open_of(self, user_id: str) -> list[Tracked]:
-        return [self.orders[cid] for cid in sorted(self.open_by_user.get(user_id, ()))]
+        """The user's open orders (in no particular order)."""
+        return [self.orders[cid] for cid in self.open_by_user.get(user_id, ())]
+
+    def in_flight_of(self, user_id: str) -> list[Tracked]:
+        """The user's orders sent (or maybe sent) and not yet correlated; kept by
+        `touch`, so call it after every change, `begin_submit` included."""
+        return [self.orders[cid] for cid in self.in_flight_by_user.get(user_id, ())]
 
     def of_user(self, user_id: str) -> Iterator[Tracked]:
         """Every order of the user the book holds (open and recently finished)."""
@@ -110,12 +124,7 @@ class Book:
         }
 
     def in_flight(self) -> Iterable[Tracked]:
-        return (
-            self.orders[cid]
-            for cids in self.open_by_user.values()
-            for cid in cids
-            if self.orders[cid].order.is_in_flight
-        )
+        return (self.orders[cid] for cids in self.in_flight_by_user.values() for cid in cids)
 
     def prune(self, now_ms: int) -> int:
         """Forget finished orders older than ``keep_finished_ms``; how many went."""
@@ -126,6 +135,12 @@ class Book:
         ]
         for cid in old:
             tracked = self.orders.pop(cid)
+            for index in (self.in_flight_by_user, self.open_by_user):
+                left = index.get(tracked.user_id)
+                if left is not None:
+                    left.discard(cid)
+                    if not left:
+                        del index[tracked.user_id]
             mine = self.all_by_user.get(tracked.user_id)
             if mine is not None:
                 mine.discard(cid)

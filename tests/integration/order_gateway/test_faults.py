@@ -111,7 +111,7 @@ class Child:
                 stderr=subprocess.STDOUT,
             )
 
-    async def ready(self, timeout: float = 30.0) -> None:
+    async def ready(self, timeout: float = 90.0) -> None:
         url = f"http://127.0.0.1:{self.env['ORDER_GATEWAY_PORT']}/health"
         deadline = time.monotonic() + timeout
         async with httpx.AsyncClient(timeout=1) as http:

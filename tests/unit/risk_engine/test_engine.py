@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import TypeVar
@@ -724,24 +723,3 @@ def test_replay_when_trading_state_changes_recorded_then_restored() -> None:
     rebuilt.replay(out.user_id, out.message, world.clock.now)
 
     assert rebuilt.state.global_trading.state is TradingState.HALTED
-
-
-# ---------------------------------------------------------------------------- cost
-
-
-def test_decide_place_when_timed_then_cheap() -> None:
-    """A coarse guard against a slow hot path (the aim is about 20 us a decision; the
-    bound leaves room for a busy machine)."""
-    world = ready_world(
-        RiskLimits(max_orders_per_second=10**6, max_orders_per_minute=10**6, max_open_orders=10**6),
-        USDT="100000000",
-    )
-    orders = [world.order(Side.BUY, "0.001", "50000") for _ in range(600)]
-    best = float("inf")
-    for batch in (orders[:200], orders[200:400], orders[400:]):
-        started = time.perf_counter()
-        for order in batch:
-            world.engine.decide_place(USER, order)
-        best = min(best, (time.perf_counter() - started) / len(batch))
-
-    assert best < 300e-6, f"{best * 1e6:.1f} us a decision"
