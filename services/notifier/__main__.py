@@ -13,6 +13,7 @@ from services.notifier.app import create_app
 from services.notifier.config import NotifierSettings
 from shared.db import DatabaseSettings, migrate
 from shared.observability import configure_logging
+from shared.observability.tracing import configure_tracing
 
 MIGRATIONS = Path(__file__).with_name("migrations") / "versions"
 
@@ -28,6 +29,7 @@ def raise_file_limit() -> int:
 
 def main() -> None:
     configure_logging("notifier")
+    configure_tracing("notifier")
     settings = NotifierSettings()
     database = DatabaseSettings()
     raise_file_limit()

@@ -37,6 +37,7 @@ from shared.messaging.topics import (
     USERS_EVENTS,
 )
 from shared.observability import Health, configure_logging, ops_routes
+from shared.observability.tracing import configure_tracing
 from shared.opex import OpexClient, OpexSettings
 
 SERVICE = "order_gateway"
@@ -235,6 +236,7 @@ def create_app() -> Starlette:
     /metrics."""
     settings = ServiceSettings()
     configure_logging(SERVICE, level=settings.log_level)
+    configure_tracing(SERVICE)
     gateway_app = build(settings)
 
     @contextlib.asynccontextmanager

@@ -92,6 +92,7 @@ from shared.contracts import (
 from shared.credentials import CredentialStore, OpexCredentials
 from shared.db import Database
 from shared.messaging import Transaction, stage
+from shared.observability.tracing import TraceContext, span, use_trace
 from shared.opex import (
     OpexAmbiguous,
     OpexAuthError,
@@ -576,51 +577,14 @@ class GatewayService:
     async def _place(self, tracked: Tracked) -> None:
         order = tracked.order
         cid = order.client_order_id
-        result: _Result
+        trace = (
+            TraceContext.of(tracked.correlation_id, tracked.causation_id)
+            if tracked.correlation_id is not None and tracked.causation_id is not None
+            else None
+        )
         try:
-            creds = await self._credentials(order.user_id)
-            if creds is None:
-                result = _Result(
-                    cid,
-                    "not_sent",
-                    retry_after_ms=1_000,
-                    reason_code=RejectReason.USER_NOT_PROVISIONED,
-                )
-            else:
-                assert order.send_price is not None
-                assert order.send_time_in_force is not None
-                try:
-                    await self._timed(
-                        "place_order",
-                        self.orders_opex.place_order(
-                            creds.api_key,
-                            order.symbol,
-                            OpexSide(order.side.value.upper()),
-                            OpexOrderType.LIMIT,
-                            order.quantity,
-                            order.send_price,
-                            OpexTif(order.send_time_in_force.value.upper()),
-                        ),
-                    )
-                    result = _Result(cid, "sent")
-                except OpexRateLimited as error:
-                    retry = int((error.retry_after_s or 60) * 1000)
-                    result = _Result(cid, "rate_limited", retry_after_ms=retry)
-                except OpexUnavailable:
-                    result = _Result(cid, "not_sent", retry_after_ms=250)
-                except OpexAmbiguous:
-                    result = _Result(cid, "ambiguous")
-                except OpexRefused as error:
-                    if isinstance(error, OpexAuthError):
-                        self.credentials.invalidate(order.user_id)
-                    result = _Result(
-                        cid, "refused", code=error.code, message=error.opex_message or ""
-                    )
-                except asyncio.CancelledError:
-                    raise  # in flight: resolved from OPEX's listings after the restart
-                except Exception as error:  # unexpected: it may have gone out
-                    log.error("place_failed_unexpectedly", client_order_id=cid, exc_info=error)
-                    result = _Result(cid, "ambiguous")
+            with use_trace(trace), span("order_gateway place_order", trace, symbol=order.symbol):
+                result = await self._send_place(tracked)
         finally:
             tracked.request_done_ms = self.clock()
             self._sending.discard(cid)
@@ -628,6 +592,49 @@ class GatewayService:
         PLACEMENTS.labels(outcome=result.kind).inc()
         self._results.append(result)
         self._results_wake.set()
+
+    async def _send_place(self, tracked: Tracked) -> _Result:
+        """One placement request and what it did (never raises but for cancellation)."""
+        order = tracked.order
+        cid = order.client_order_id
+        creds = await self._credentials(order.user_id)
+        if creds is None:
+            return _Result(
+                cid, "not_sent", retry_after_ms=1_000, reason_code=RejectReason.USER_NOT_PROVISIONED
+            )
+        assert order.send_price is not None
+        assert order.send_time_in_force is not None
+        try:
+            await self._timed(
+                "place_order",
+                self.orders_opex.place_order(
+                    creds.api_key,
+                    order.symbol,
+                    OpexSide(order.side.value.upper()),
+                    OpexOrderType.LIMIT,
+                    order.quantity,
+                    order.send_price,
+                    OpexTif(order.send_time_in_force.value.upper()),
+                ),
+            )
+        except OpexRateLimited as error:
+            return _Result(
+                cid, "rate_limited", retry_after_ms=int((error.retry_after_s or 60) * 1000)
+            )
+        except OpexUnavailable:
+            return _Result(cid, "not_sent", retry_after_ms=250)
+        except OpexAmbiguous:
+            return _Result(cid, "ambiguous")
+        except OpexRefused as error:
+            if isinstance(error, OpexAuthError):
+                self.credentials.invalidate(order.user_id)
+            return _Result(cid, "refused", code=error.code, message=error.opex_message or "")
+        except asyncio.CancelledError:
+            raise  # in flight: resolved from OPEX's listings after the restart
+        except Exception as error:  # unexpected: it may have gone out
+            log.error("place_failed_unexpectedly", client_order_id=cid, exc_info=error)
+            return _Result(cid, "ambiguous")
+        return _Result(cid, "sent")
 
     async def _timed(self, call: str, work: Awaitable[T]) -> T:
         started = time.perf_counter()

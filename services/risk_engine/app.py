@@ -38,6 +38,7 @@ from shared.messaging.topics import (
     USERS_EVENTS,
 )
 from shared.observability import Health, configure_logging, ops_routes
+from shared.observability.tracing import configure_tracing
 
 SERVICE = "risk_engine"
 USER_TOPICS = (ORDERS_COMMANDS, ORDERS_EVENTS, ACCOUNTS_EVENTS, USERS_EVENTS)
@@ -211,6 +212,7 @@ def create_app() -> Starlette:
     """The risk engine as an ASGI app: consuming while it runs, /health and /metrics."""
     settings = ServiceSettings()
     configure_logging(SERVICE, level=settings.log_level)
+    configure_tracing(SERVICE)
     risk_app = build(settings)
 
     @contextlib.asynccontextmanager

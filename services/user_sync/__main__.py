@@ -12,12 +12,14 @@ from services.user_sync.app import create_app
 from services.user_sync.config import SERVICE, UserSyncSettings
 from shared.db import DatabaseSettings, migrate
 from shared.observability import configure_logging
+from shared.observability.tracing import configure_tracing
 
 MIGRATIONS = Path(__file__).with_name("migrations") / "versions"
 
 
 def main() -> None:
     configure_logging(SERVICE)
+    configure_tracing(SERVICE)
     settings = UserSyncSettings()
     database = DatabaseSettings()
     if settings.migrate_on_start:

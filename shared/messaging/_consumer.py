@@ -21,6 +21,7 @@ from shared.messaging._dlq import DeadLetters
 from shared.messaging._outbox import stage
 from shared.messaging._tables import INBOX_CLAIM, inbox_table
 from shared.observability.metrics import MESSAGES_CONSUMED, PROCESSING_SECONDS
+from shared.observability.tracing import TraceContext, parse_traceparent, span, use_trace
 
 log = structlog.get_logger(__name__)
 
@@ -160,10 +161,17 @@ class Consumer:
         except ContractError as error:
             await self._dead_letters.send(delivery, error, attempts=1)
             return self._done(delivery, Outcome.DEAD_LETTERED, started)
-        with structlog.contextvars.bound_contextvars(
-            correlation_id=str(envelope.correlation_id),
-            message_id=str(envelope.id),
-            message_type=envelope.type,
+        trace = parse_traceparent(delivery.header("traceparent")) or TraceContext.of(
+            envelope.correlation_id, envelope.id
+        )
+        with (
+            structlog.contextvars.bound_contextvars(
+                correlation_id=str(envelope.correlation_id),
+                message_id=str(envelope.id),
+                message_type=envelope.type,
+            ),
+            use_trace(trace),
+            span(f"{self.name} consume {delivery.topic}", trace, message_type=envelope.type),
         ):
             outcome = await self._run(delivery, envelope, handler)
         return self._done(delivery, outcome, started)

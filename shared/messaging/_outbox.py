@@ -22,6 +22,7 @@ from shared.messaging._broker import KafkaSettings
 from shared.messaging._tables import OUTBOX_DELETE, outbox_table
 from shared.messaging.topics import OUTBOX_PROGRESS
 from shared.observability.metrics import OUTBOX_PUBLISHED
+from shared.observability.tracing import traceparent_for
 
 log = structlog.get_logger(__name__)
 
@@ -33,6 +34,7 @@ def message_headers(envelope: Envelope[Any]) -> dict[str, str]:
         "x-message-type": envelope.type,
         "x-message-id": str(envelope.id),
         "x-correlation-id": str(envelope.correlation_id),
+        "traceparent": traceparent_for(envelope.correlation_id, envelope.id),
     }
     if envelope.user_id is not None:
         headers["x-user-id"] = envelope.user_id
