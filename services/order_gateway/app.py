@@ -29,6 +29,7 @@ from shared.messaging import (
     KafkaSettings,
     OutboxRelay,
     create_broker,
+    record_lag,
 )
 from shared.messaging.topics import (
     MARKET_INSTRUMENTS,
@@ -163,6 +164,7 @@ def build(
     async def on_approved(msg: KafkaMessage) -> None:
         raw = msg.raw_message
         records = raw if isinstance(raw, tuple) else (raw,)
+        record_lag(SERVICE, msg.consumer, records)
         deliveries = [Delivery.from_record(record) for record in records]
         async with service.lock:
             service.begin_batch()

@@ -28,6 +28,7 @@ from shared.messaging import (
     KafkaSettings,
     OutboxRelay,
     create_broker,
+    record_lag,
 )
 from shared.messaging.topics import (
     ACCOUNTS_EVENTS,
@@ -175,6 +176,7 @@ def build(
     async def on_records(msg: KafkaMessage) -> None:
         raw = msg.raw_message
         records = raw if isinstance(raw, tuple) else (raw,)
+        record_lag(SERVICE, msg.consumer, records)
         await consumer.process_batch(
             [Delivery.from_record(record) for record in records], service.handle_batch
         )

@@ -21,6 +21,7 @@ from shared.messaging._consumer import (
     Outcome,
     PermanentError,
     Transaction,
+    record_lag,
 )
 from shared.messaging._dlq import DLQ_HEADERS, DeadLetters, dlq_topic
 from shared.messaging._outbox import PROGRESS_TOPIC, OutboxRelay, stage
@@ -47,6 +48,7 @@ __all__ = [
     "dlq_topic",
     "inbox_table",
     "outbox_table",
+    "record_lag",
     "stage",
     "topic_specs",
 ]

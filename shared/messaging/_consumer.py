@@ -20,7 +20,7 @@ from shared.db import Database, is_transient_db_error
 from shared.messaging._dlq import DeadLetters
 from shared.messaging._outbox import stage
 from shared.messaging._tables import INBOX_CLAIM, inbox_table
-from shared.observability.metrics import MESSAGES_CONSUMED, PROCESSING_SECONDS
+from shared.observability.metrics import CONSUMER_LAG, MESSAGES_CONSUMED, PROCESSING_SECONDS
 from shared.observability.tracing import TraceContext, parse_traceparent, span, use_trace
 
 log = structlog.get_logger(__name__)
@@ -333,3 +333,22 @@ class Consumer:
             await handler(envelope, tx)
             await stage(session, tx._outgoing, topic_prefix=self._prefix)
         return Outcome.PROCESSED
+
+
+def record_lag(consumer_name: str, kafka_consumer: Any, records: Sequence[Any]) -> None:
+    """Set ``opexbridge_consumer_lag_messages`` for each partition in ``records`` from the
+    aiokafka consumer's high watermark (FastStream's ``msg.consumer``); a consumer
+    without one (or a test double) is ignored."""
+    highwater = getattr(kafka_consumer, "highwater", None)
+    if highwater is None:
+        return
+    last: dict[tuple[str, int], int] = {}
+    for record in records:
+        key = (record.topic, record.partition)
+        last[key] = max(last.get(key, -1), record.offset)
+    from aiokafka import TopicPartition
+
+    for (topic, partition), offset in last.items():
+        mark = highwater(TopicPartition(topic, partition))
+        if mark is not None:
+            CONSUMER_LAG.labels(consumer_name, topic, str(partition)).set(max(0, mark - offset - 1))

@@ -29,3 +29,8 @@ SERVICE_UP = Gauge(
     "1 when the service's last health check passed.",
     ["service"],
 )
+CONSUMER_LAG = Gauge(
+    "opexbridge_consumer_lag_messages",
+    "Records behind the partition's high watermark after the last batch a consumer took.",
+    ["consumer", "topic", "partition"],
+)
