@@ -347,7 +347,8 @@ async def _through_client(
                 )  # fmt: skip
 
             placed, failed, elapsed = await _drive(place, plan, concurrency, seconds)
-        return placed, failed, elapsed, "shared.opex.OpexClient"
+        backend = getattr(settings, "http_backend", "httpx")  # OPEX_HTTP_BACKEND
+        return placed, failed, elapsed, f"shared.opex.OpexClient ({backend})"
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=base, limits=limits, trust_env=False) as http:

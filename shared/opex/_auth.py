@@ -166,7 +166,8 @@ class OpexAuth(httpx.Auth):
             path = path[len(self._strip) :]
         return SIGNED_PATH_PREFIX + (path or "/")
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+    def apply(self, request: httpx.Request) -> None:
+        """Put the credential's headers on ``request`` (its URL and body final)."""
         creds = self._credentials
         if isinstance(creds, Bearer):
             request.headers["Authorization"] = f"Bearer {creds.token.get_secret_value()}"
@@ -191,4 +192,7 @@ class OpexAuth(httpx.Auth):
                 body_hash,
                 timestamp,
             )
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        self.apply(request)
         yield request

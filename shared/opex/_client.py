@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Sequence
@@ -11,7 +12,7 @@ from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, Literal, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 import structlog
@@ -55,6 +56,7 @@ from shared.opex._models import (
     Trade,
 )
 from shared.opex._settings import OpexSettings, Surface
+from shared.opex._transport import AiohttpTransport
 
 __all__ = ["OpexClient", "TickerWindow", "Timestamp"]
 
@@ -75,6 +77,33 @@ _NOT_SENT = (
     httpx.UnsupportedProtocol,
     httpx.LocalProtocolError,
 )
+
+
+_logger_cache: tuple[tuple[Any, ...], Any] | None = None
+
+
+def _request_logger() -> tuple[Any, bool]:
+    """The ``opex.request`` logger and whether it writes debug lines.
+
+    structlog is configured at start-up, and may be configured again (tests do): the bound
+    logger is kept only as long as structlog's configuration is made of the same objects,
+    which costs a dict lookup per call instead of building a logger."""
+    global _logger_cache
+    config = structlog.get_config()
+    key = (
+        config["wrapper_class"],
+        config["processors"],
+        config["logger_factory"],
+        config["context_class"],
+    )
+    cached = _logger_cache
+    if cached is not None and all(a is b for a, b in zip(cached[0], key, strict=True)):
+        logger = cached[1]
+    else:
+        logger = structlog.get_logger(_LOGGER).bind()
+        _logger_cache = (key, logger)
+    enabled = getattr(logger, "is_enabled_for", None)
+    return logger, enabled is None or bool(enabled(logging.DEBUG))
 
 
 def _dec(value: Decimal | int | str) -> str:
@@ -199,14 +228,17 @@ class OpexClient:
         self._clock = clock
         self._owner = True
         s = self.settings
+        limits = httpx.Limits(
+            max_connections=s.max_connections,
+            max_keepalive_connections=s.max_keepalive_connections,
+            keepalive_expiry=s.keepalive_expiry,
+        )
+        if transport is None and s.http_backend == "aiohttp":
+            transport = AiohttpTransport(limits)
         self._http = httpx.AsyncClient(
             transport=transport,
             timeout=httpx.Timeout(s.timeout),
-            limits=httpx.Limits(
-                max_connections=s.max_connections,
-                max_keepalive_connections=s.max_keepalive_connections,
-                keepalive_expiry=s.keepalive_expiry,
-            ),
+            limits=limits,
             http1=True,
             http2=False,
             follow_redirects=False,
@@ -216,6 +248,9 @@ class OpexClient:
             "api": s.api_url + s.path_prefix,
             "market": (s.market_url or s.api_url) + s.path_prefix,
             "matching": s.matching_gateway_url or s.api_url,
+        }
+        self._strips: dict[Base, str] = {
+            name: urlsplit(url).path for name, url in self._bases.items()
         }
         self._aliases: dict[str, str] = {}
         self._natives: dict[str, str] = {}
@@ -307,21 +342,19 @@ class OpexClient:
             headers["Content-Type"] = "application/json"
         elif form:
             headers["Content-Type"] = _FORM
-        base_url = self._bases[base]
-        request = self._http.build_request(
-            method, base_url + route, params=list(params or ()), content=content, headers=headers
-        )
-        auth = (
-            OpexAuth(creds, strip_prefix=urlsplit(base_url).path, clock=self._clock)
-            if creds is not None
-            else None
-        )
+        url = self._bases[base] + route
+        if params:
+            # What httpx does with params=, without parsing the URL twice.
+            url += "?" + urlencode(params)
+        request = self._http.build_request(method, url, content=content, headers=headers)
+        if creds is not None:
+            OpexAuth(creds, strip_prefix=self._strips[base], clock=self._clock).apply(request)
         started = time.perf_counter()
         status: int | None = None
         outcome = "ok"
         try:
             try:
-                response = await self._http.send(request, auth=auth)
+                response = await self._http.send(request)
             except httpx.TransportError as exc:
                 raise self._transport_error(exc, method, route, effect) from exc
             status = response.status_code
@@ -334,17 +367,16 @@ class OpexClient:
             outcome = type(exc).__name__
             raise
         finally:
-            duration_ms = round((time.perf_counter() - started) * 1000, 1)
-            # Looked up per call: a logger cached at import would outlive reconfiguration.
-            logger = structlog.get_logger(_LOGGER)
-            (logger.debug if outcome == "ok" else logger.info)(
-                "opex.request",
-                method=method,
-                path=route,
-                status=status,
-                duration_ms=duration_ms,
-                outcome=outcome,
-            )
+            logger, debug = _request_logger()
+            if debug or outcome != "ok":
+                (logger.debug if outcome == "ok" else logger.info)(
+                    "opex.request",
+                    method=method,
+                    path=route,
+                    status=status,
+                    duration_ms=round((time.perf_counter() - started) * 1000, 1),
+                    outcome=outcome,
+                )
 
     def _transport_error(
         self, exc: httpx.TransportError, method: str, route: str, effect: bool

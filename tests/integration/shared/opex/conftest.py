@@ -46,8 +46,17 @@ def sandbox() -> Iterator[Sandbox]:
         yield Sandbox(url=url, config=config)
 
 
+@pytest.fixture(autouse=True, params=["httpx", "aiohttp"])
+def http_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs on both backends: each client it makes (`settings_for`) reads
+    ``OPEX_HTTP_BACKEND``."""
+    backend: str = request.param
+    monkeypatch.setenv("OPEX_HTTP_BACKEND", backend)
+    return backend
+
+
 @pytest.fixture
-async def opex(sandbox: Sandbox) -> AsyncIterator[OpexClient]:
+async def opex(sandbox: Sandbox, http_backend: str) -> AsyncIterator[OpexClient]:
     async with OpexClient(settings_for(sandbox)) as client:
         yield client
 

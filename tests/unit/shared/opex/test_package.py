@@ -14,7 +14,7 @@ import shared.opex as opex
 from shared.opex import OpexSettings
 
 PACKAGE = Path(opex.__file__).parent
-ALLOWED = {"httpx", "pydantic", "pydantic_settings", "structlog", "shared"}
+ALLOWED = {"httpx", "pydantic", "pydantic_settings", "structlog", "shared", "aiohttp", "yarl"}
 
 
 def test_all_names_exist_and_are_unique() -> None:
