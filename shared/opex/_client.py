@@ -19,6 +19,7 @@ import structlog
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from shared.contracts import normalize_symbol
+from shared.observability.tracing import current_traceparent
 from shared.opex._auth import Bearer, Clock, Credentials, OpexAuth, system_clock
 from shared.opex._errors import (
     OpexAmbiguous,
@@ -336,6 +337,9 @@ class OpexClient:
     ) -> Any:
         """Send one request and return its JSON (`Decimal` numbers), or raise."""
         headers = {"Accept": "application/json"}
+        trace = current_traceparent()
+        if trace is not None:  # the message being handled: one trace across HTTP too
+            headers["traceparent"] = trace
         content: bytes | None = None
         if body is not None:
             content = json.dumps(body, default=_json_default, separators=(",", ":")).encode()
