@@ -34,3 +34,10 @@ CONSUMER_LAG = Gauge(
     "Records behind the partition's high watermark after the last batch a consumer took.",
     ["consumer", "topic", "partition"],
 )
+OPEX_REQUEST_SECONDS = Histogram(
+    "opexbridge_opex_request_seconds",
+    "OPEX requests made by the shared client, by method, route (ids and amounts as {}) "
+    "and outcome (ok or the OpexError's class).",
+    ["method", "route", "outcome"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -19,6 +20,7 @@ import structlog
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from shared.contracts import normalize_symbol
+from shared.observability.metrics import OPEX_REQUEST_SECONDS
 from shared.observability.tracing import current_traceparent
 from shared.opex._auth import Bearer, Clock, Credentials, OpexAuth, system_clock
 from shared.opex._errors import (
@@ -200,6 +202,15 @@ def _error_fields(response: httpx.Response) -> tuple[int | None, str | None, str
     )
 
 
+@functools.lru_cache(maxsize=512)
+def _route_label(route: str) -> str:
+    """A route as a metric label: segments with a digit (ids, amounts) become ``{}``."""
+    return "/".join(
+        "{}" if any(c.isdigit() for c in part) and part not in ("v1", "v3") else part
+        for part in route.split("/")
+    )
+
+
 class OpexClient:
     """OPEX over HTTP: one instance per process, shared by every task.
 
@@ -371,6 +382,8 @@ class OpexClient:
             outcome = type(exc).__name__
             raise
         finally:
+            elapsed = time.perf_counter() - started
+            OPEX_REQUEST_SECONDS.labels(method, _route_label(route), outcome).observe(elapsed)
             logger, debug = _request_logger()
             if debug or outcome != "ok":
                 (logger.debug if outcome == "ok" else logger.info)(
@@ -378,7 +391,7 @@ class OpexClient:
                     method=method,
                     path=route,
                     status=status,
-                    duration_ms=round((time.perf_counter() - started) * 1000, 1),
+                    duration_ms=round(elapsed * 1000, 1),
                     outcome=outcome,
                 )
 
