@@ -145,6 +145,17 @@ class _Poll:
     complete: bool = True
 
 
+async def _wait(event: asyncio.Event, timeout_s: float) -> None:
+    """Until ``event`` is set or ``timeout_s`` passed. Not ``asyncio.wait_for``: on
+    Python 3.11 it swallows a cancellation that arrives as the event fires (CPython
+    gh-86296), and a loop that misses its cancellation never stops."""
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({waiter}, timeout=timeout_s)
+    finally:
+        waiter.cancel()
+
+
 class GatewayService:
     def __init__(
         self,
@@ -462,8 +473,7 @@ class GatewayService:
         while True:
             wait_ms = await self.submit_ready()
             self._submit_wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._submit_wake.wait(), wait_ms / 1000)
+            await _wait(self._submit_wake, wait_ms / 1000)
 
     async def submit_ready(self) -> int:
         """Record the intent of every order that may go now, commit, then send them.
@@ -557,6 +567,7 @@ class GatewayService:
         wait = self.throttle.try_acquire(self.config.order_surface, order.user_id, now)
         if wait:
             return now + wait
+        tracked.slot_ms = now  # restamped when the request really leaves (`_send_place`)
         step = order.begin_submit(price, tif, now)
         if step.anomalies:
             return step
@@ -587,6 +598,17 @@ class GatewayService:
                 result = await self._send_place(tracked)
         finally:
             tracked.request_done_ms = self.clock()
+            if tracked.slot_ms is not None:
+                # OPEX counts a request when it arrives, at the latest when it ended:
+                # its slot counts from then, so a late request cannot bunch up with
+                # the next window's (the order is in `_sending` until here)
+                self.throttle.restamp(
+                    self.config.order_surface,
+                    order.user_id,
+                    tracked.slot_ms,
+                    tracked.request_done_ms,
+                )
+                tracked.slot_ms = None
             self._sending.discard(cid)
             self._submit_wake.set()
         PLACEMENTS.labels(outcome=result.kind).inc()
@@ -748,8 +770,7 @@ class GatewayService:
                 else:
                     next_due = min(next_due, due)
             self._poll_wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._poll_wake.wait(), max(1, next_due - now) / 1000)
+            await _wait(self._poll_wake, max(1, next_due - now) / 1000)
 
     async def _poll_guarded(self, user_id: str) -> None:
         try:
@@ -987,7 +1008,10 @@ class GatewayService:
             if not tracked.order.is_in_flight or tracked.client_order_id in self._sending:
                 continue
             done = tracked.request_done_ms
-            if read.complete and (done is None or read.started_ms >= done):
+            # OPEX lists an order a moment after answering, so a read proves an order
+            # absent only if it started failed_after_ms after the request ENDED (for a
+            # request that left at once, that is the usual deadline)
+            if read.complete and (done is None or read.started_ms >= done + cfg.failed_after_ms):
                 tracked.last_query_at_ms = read.started_ms
             verdict = resolve(
                 tracked.order,
@@ -1008,8 +1032,7 @@ class GatewayService:
         while True:
             wait_ms = await self.send_cancels()
             self._cancel_wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._cancel_wake.wait(), wait_ms / 1000)
+            await _wait(self._cancel_wake, wait_ms / 1000)
 
     async def send_cancels(self) -> int:
         now = self.clock()

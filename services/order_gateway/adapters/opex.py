@@ -3,7 +3,7 @@ rules and tickers as contract messages."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from services.order_gateway.domain.observations import ExchangeStatus, ListedOrder, ListedTrade
@@ -15,8 +15,17 @@ __all__ = ["instrument", "listed_order", "listed_trade", "ticker"]
 _ZERO = Decimal(0)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
 def _ms(value: datetime | None, default: int = 0) -> int:
-    return default if value is None else int(value.timestamp() * 1000)
+    """Epoch milliseconds, exactly (no float rounding); naive times are UTC."""
+    if value is None:
+        return default
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return (value - _EPOCH) // _MS
 
 
 def listed_order(order: Order) -> ListedOrder:

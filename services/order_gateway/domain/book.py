@@ -30,6 +30,8 @@ class Tracked:
     last_query_at_ms: int | None = None
     """When the last listing that covered this in-flight order's window was asked for."""
     finished_at_ms: int | None = None
+    slot_ms: int | None = None
+    """When this order took its rate-limit slot (restamped when the request leaves)."""
     request_done_ms: int | None = None
     """When this process last saw the order's placement request end; a listing read
     before that proves nothing about the order (None after a restart)."""

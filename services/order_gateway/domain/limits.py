@@ -53,6 +53,18 @@ class RequestLimiter:
             self._sent.setdefault(user_id, deque()).append(now_ms)
         return wait
 
+    def restamp(self, user_id: str, taken_at_ms: int, now_ms: int) -> None:
+        """A slot taken at ``taken_at_ms`` is used only now (the request left late): it
+        counts from ``now_ms``, so late requests cannot bunch up with the next window's."""
+        sent = self._sent.get(user_id)
+        if sent is None or now_ms <= taken_at_ms:
+            return
+        try:
+            sent.remove(taken_at_ms)
+        except ValueError:
+            return  # pruned already: the slot's window is over
+        sent.append(now_ms)
+
     def _prune(self, user_id: str, now_ms: int) -> deque[int]:
         sent = self._sent.get(user_id)
         if sent is None:
@@ -112,6 +124,10 @@ class UserThrottle:
         self.backoffs: Mapping[Surface, RateLimitBackoff] = {
             surface: RateLimitBackoff(config.rate_limit_blocks_s) for surface in Surface
         }
+
+    def restamp(self, surface: Surface, user_id: str, taken_at_ms: int, now_ms: int) -> None:
+        """The request of a slot taken at ``taken_at_ms`` leaves now."""
+        self.limiters[surface].restamp(user_id, taken_at_ms, now_ms)
 
     def try_acquire(self, surface: Surface, user_id: str, now_ms: int) -> int:
         """0 and a slot taken, or how long ``user_id`` waits (queue, don't send)."""

@@ -11,6 +11,7 @@ Fails closed: no best price on the needed side, or one older than the allowed ag
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal
 
 from shared.contracts import RejectReason, Side, TickerUpdated
@@ -18,6 +19,7 @@ from shared.contracts import RejectReason, Side, TickerUpdated
 __all__ = ["BestPrices", "PriceRefusal", "marketable_limit_price", "round_to_step"]
 
 _CTX = Context(prec=60)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE = Decimal(1)
 
 
@@ -31,7 +33,8 @@ class BestPrices:
 
     @classmethod
     def of(cls, ticker: TickerUpdated) -> BestPrices:
-        return cls(ticker.bid_price, ticker.ask_price, int(ticker.at.timestamp() * 1000))
+        at_ms = (ticker.at - _EPOCH) // timedelta(milliseconds=1)  # exact, no float
+        return cls(ticker.bid_price, ticker.ask_price, at_ms)
 
 
 @dataclass(frozen=True, slots=True)
