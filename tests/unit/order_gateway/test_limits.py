@@ -56,3 +56,17 @@ def test_throttle_when_default_config_then_v3_free_and_opex_limited() -> None:
     assert throttle.try_acquire(Surface.V3, "u", T0 + 1_000) == 59_000
     throttle.on_success(Surface.V3, "u")
     assert throttle.backoffs[Surface.V3].strikes("u") == 0
+
+
+def test_restamp_when_request_left_late_then_slot_counts_from_then() -> None:
+    limiter = RequestLimiter(2, 1_000)
+    assert limiter.try_acquire("u", 0) == 0
+    assert limiter.try_acquire("u", 0) == 0
+    assert limiter.delay_ms("u", 500) == 500
+    limiter.restamp("u", 0, 400)  # one request ended at 400: its slot frees at 1400
+    assert limiter.delay_ms("u", 999) == 1  # the other slot still frees at 1000
+    assert limiter.try_acquire("u", 1_000) == 0
+    assert limiter.delay_ms("u", 1_000) == 400  # now full until the restamped slot frees
+    limiter.restamp("u", 12_345, 20_000)  # unknown (pruned) slot: nothing changes
+    limiter.restamp("nobody", 0, 5)
+    assert limiter.delay_ms("u", 1_400) == 0
