@@ -109,3 +109,10 @@ order-gateway: install ## Run the order gateway alone (needs Kafka, PostgreSQL, 
 
 bench-gateway: install ## Order gateway: approved orders placed and accepted per second, p99 at 500/s, vs direct -> .bench/order_gateway.json
 	$(PY) -m services.order_gateway.bench
+
+.PHONY: bench chaos
+bench: install ## Whole pipeline vs bare relay and direct HTTP, then every bench-* -> .bench/pipeline.json (BENCH_ARGS=--quick)
+	$(PY) -m opexbridge.bench_pipeline $(BENCH_ARGS)
+
+chaos: install ## 10,000 orders under kills and Kafka/PostgreSQL/OPEX faults; checks nothing lost -> .bench/chaos.json
+	$(PY) -m opexbridge.chaos $(CHAOS_ARGS)
