@@ -205,6 +205,7 @@ def build(
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         isolation_level="read_committed",
+        fetch_max_wait_ms=settings.fetch_wait_ms,
         title="order_gateway: approved orders and cancels",
     )(on_approved)
     broker.subscriber(
@@ -217,6 +218,7 @@ def build(
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         isolation_level="read_committed",
+        fetch_max_wait_ms=settings.fetch_wait_ms,
         title="order_gateway: instruments and tickers (best prices, stop triggers)",
     )(on_market)
     broker.subscriber(
@@ -228,6 +230,7 @@ def build(
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.ACK_FIRST,
         isolation_level="read_committed",
+        fetch_max_wait_ms=settings.fetch_wait_ms,
         title="order_gateway: provisioned users (balances to publish)",
     )(on_users)
     return gateway_app

@@ -166,6 +166,10 @@ class ServiceSettings(BaseSettings):
     instance: str = Field(default="0", alias="ORDER_GATEWAY_INSTANCE")
     batch_size: int = Field(default=500, alias="ORDER_GATEWAY_BATCH_SIZE", ge=1, le=5000)
     batch_timeout_ms: int = Field(default=5, alias="ORDER_GATEWAY_BATCH_TIMEOUT_MS", ge=0)
+    fetch_wait_ms: int = Field(default=20, alias="ORDER_GATEWAY_FETCH_WAIT_MS", ge=0)
+    """How long the broker may hold an empty fetch of orders.approved. Records of a Kafka
+    transaction become readable when it commits, which does not end a waiting fetch: with
+    aiokafka's default (500 ms) each transactional hop could wait that long."""
     credentials_schema: str = Field(default="user_sync", alias="ORDER_GATEWAY_CREDENTIALS_SCHEMA")
     place_concurrency: int = Field(default=64, alias="ORDER_GATEWAY_PLACE_CONCURRENCY", ge=1)
     poll_concurrency: int = Field(default=32, alias="ORDER_GATEWAY_POLL_CONCURRENCY", ge=1)

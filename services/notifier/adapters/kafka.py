@@ -205,7 +205,7 @@ def subscribe(
         isolation_level="read_committed",
         max_records=settings.batch_max_records,
         batch_timeout_ms=settings.batch_timeout_ms,
-        fetch_max_wait_ms=100,
+        fetch_max_wait_ms=20,  # a committed transaction does not end a waiting fetch
     )
     async def on_user_events(msg: KafkaMessage) -> None:
         consumer: Any = msg.consumer  # the aiokafka consumer (explicit offsets, seek)
@@ -221,7 +221,7 @@ def subscribe(
         isolation_level="read_committed",
         max_records=1000,
         batch_timeout_ms=settings.batch_timeout_ms,
-        fetch_max_wait_ms=100,
+        fetch_max_wait_ms=20,  # a committed transaction does not end a waiting fetch
     )
     async def on_tickers(msg: KafkaMessage) -> None:
         tickers.handle([Delivery.from_record(record) for record in _records(msg)])
