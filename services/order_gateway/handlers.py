@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -143,6 +144,17 @@ class _Poll:
     trades: list[ListedTrade] = field(default_factory=list)
     started_ms: int = 0
     complete: bool = True
+
+
+def _signature(order: GatewayOrder) -> tuple[Any, ...]:
+    """What a poll can change in an order (a change means: write it)."""
+    return (
+        order.status,
+        order.opex_order_id,
+        order.filled_quantity,
+        len(order.seen_trade_ids),
+        order.cancel_requested,
+    )
 
 
 async def _wait(event: asyncio.Event, timeout_s: float) -> None:
@@ -966,10 +978,13 @@ class GatewayService:
             log.warning("ambiguous_correlation", client_order_id=cid, user_id=user_id)
         touched: dict[str, tuple[Tracked, ListedOrder]] = {}
 
-        def apply(tracked: Tracked, outcome: Outcome) -> None:
+        def apply(tracked: Tracked, step: Callable[[], Outcome]) -> None:
+            before = _signature(tracked.order)
+            outcome = step()
             outgoing.extend(self._note(tracked, outcome))
-            self.book.touch(tracked, now)
-            changed[tracked.client_order_id] = tracked
+            if outcome.events or _signature(tracked.order) != before:
+                self.book.touch(tracked, now)
+                changed[tracked.client_order_id] = tracked  # written only when it changed
             if outcome.send_cancel:
                 decision = tracked.order.request_cancel()
                 if isinstance(decision, SendCancel):
@@ -979,7 +994,8 @@ class GatewayService:
         for tracked in in_flight:
             listing = matched.claims.get(tracked.client_order_id)
             if listing is not None:
-                apply(tracked, tracked.order.on_listed(listing))
+                apply(tracked, functools.partial(tracked.order.on_listed, listing))
+                tracked.seen_listing = (listing.status, listing.executed_quantity)
                 touched[tracked.client_order_id] = (tracked, listing)
         for listing in read.listed:
             owner = self.book.by_opex_id(read.symbol, listing.order_id)
@@ -990,7 +1006,13 @@ class GatewayService:
                 or owner.client_order_id in touched
             ):
                 continue
-            apply(owner, owner.order.on_listed(listing))
+            seen = (listing.status, listing.executed_quantity)
+            if seen == owner.seen_listing and listing.executed_quantity == (
+                owner.order.filled_quantity
+            ):
+                continue  # listed as before, nothing held back: nothing to apply
+            apply(owner, functools.partial(owner.order.on_listed, listing))
+            owner.seen_listing = seen
             touched[owner.client_order_id] = (owner, listing)
         if read.trades:
             for trade in read.trades:
@@ -999,11 +1021,11 @@ class GatewayService:
                     continue
                 if trade.trade_id in owner.order.seen_trade_ids:
                     continue
-                apply(owner, owner.order.on_trade(trade))
+                apply(owner, functools.partial(owner.order.on_trade, trade))
             # a terminal listing held back for its trades can apply now
             for tracked, listing in touched.values():
                 if listing.executed_quantity == tracked.order.filled_quantity:
-                    apply(tracked, tracked.order.on_listed(listing))
+                    apply(tracked, functools.partial(tracked.order.on_listed, listing))
         for tracked in in_flight:
             if not tracked.order.is_in_flight or tracked.client_order_id in self._sending:
                 continue
@@ -1021,7 +1043,10 @@ class GatewayService:
                 last_query_at_ms=tracked.last_query_at_ms,
             )
             if isinstance(verdict, GiveUp):
-                apply(tracked, tracked.order.fail(verdict.reason_code, verdict.reason))
+                apply(
+                    tracked,
+                    functools.partial(tracked.order.fail, verdict.reason_code, verdict.reason),
+                )
         for tracked in changed.values():
             if tracked.order.filled_quantity or not tracked.order.is_open:
                 self._balances_due.add(tracked.user_id)

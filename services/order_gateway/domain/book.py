@@ -30,6 +30,9 @@ class Tracked:
     last_query_at_ms: int | None = None
     """When the last listing that covered this in-flight order's window was asked for."""
     finished_at_ms: int | None = None
+    seen_listing: tuple[object, object] | None = None
+    """(status, executed quantity) of the last listing applied: an unchanged listing is
+    skipped (memory only)."""
     slot_ms: int | None = None
     """When this order took its rate-limit slot (restamped when the request leaves)."""
     request_done_ms: int | None = None
