@@ -134,6 +134,7 @@ def build(
         on_commit=relay.notify,
         place_concurrency=settings.place_concurrency,
         poll_concurrency=settings.poll_concurrency,
+        min_poll_gap_ms=settings.min_poll_gap_ms,
         balances_interval_ms=settings.balances_interval_ms,
         balances_refresh_ms=settings.balances_refresh_ms,
         market_data_interval_ms=settings.market_data_interval_ms,

@@ -172,6 +172,9 @@ class ServiceSettings(BaseSettings):
     aiokafka's default (500 ms) each transactional hop could wait that long."""
     credentials_schema: str = Field(default="user_sync", alias="ORDER_GATEWAY_CREDENTIALS_SCHEMA")
     place_concurrency: int = Field(default=64, alias="ORDER_GATEWAY_PLACE_CONCURRENCY", ge=1)
+    min_poll_gap_ms: int = Field(default=25, alias="ORDER_GATEWAY_MIN_POLL_GAP_MS", ge=1)
+    """Least time between two listing reads of one user: one read serves every order of
+    the user in flight, so under load a longer gap means fewer reads per order."""
     poll_concurrency: int = Field(default=32, alias="ORDER_GATEWAY_POLL_CONCURRENCY", ge=1)
     balances_interval_ms: int = Field(
         default=1_000, alias="ORDER_GATEWAY_BALANCES_INTERVAL_MS", gt=0
