@@ -38,7 +38,7 @@ from services.notifier.domain.stream import Retention
 from services.notifier.handlers import TickerHandler, UserEventsHandler
 from services.notifier.static import demo_routes
 from shared.db import Database, DatabaseSettings
-from shared.messaging import DeadLetters, KafkaSettings, OutboxRelay, create_broker
+from shared.messaging import DeadLetters, KafkaSettings, OutboxRelay, create_broker, start_broker
 from shared.observability import Health, ops_routes
 from shared.opex import OpexClient, OpexSettings
 
@@ -207,7 +207,7 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         _warn_about(settings)
         install_token_filter()
-        await broker.start()
+        await start_broker(broker)
         relay.start()
         pruner = asyncio.create_task(_prune_forever(store, commands, settings, health))
         log.info(

@@ -30,6 +30,7 @@ from shared.messaging import (
     OutboxRelay,
     create_broker,
     record_lag,
+    start_broker,
 )
 from shared.messaging.topics import (
     MARKET_INSTRUMENTS,
@@ -62,7 +63,7 @@ class GatewayApp:
     async def start(self) -> None:
         await self.service.load()
         self.relay.start()
-        await self.broker.start()
+        await start_broker(self.broker)
         service = self.service
         loops: list[tuple[str, Coroutine[Any, Any, None]]] = [
             ("submit", service.submit_forever()),

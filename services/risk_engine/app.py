@@ -29,6 +29,7 @@ from shared.messaging import (
     OutboxRelay,
     create_broker,
     record_lag,
+    start_broker,
 )
 from shared.messaging.topics import (
     ACCOUNTS_EVENTS,
@@ -98,7 +99,7 @@ class RiskApp:
         gc.collect()
         gc.freeze()
         self.relay.start()
-        await self.broker.start()
+        await start_broker(self.broker)
         self._ticker = asyncio.create_task(self._tick_forever(), name="risk-tick")
         log.info("risk_engine_started")
 

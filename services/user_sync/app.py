@@ -38,6 +38,7 @@ from shared.messaging import (
     KafkaSettings,
     OutboxRelay,
     create_broker,
+    start_broker,
 )
 from shared.observability import Health, ops_routes
 from shared.opex import OpexClient, OpexSettings
@@ -65,7 +66,7 @@ class UserSync:
         self.relay.start()
         self.worker.start()
         self.reconciler.start()
-        await self.broker.start()
+        await start_broker(self.broker)
         log.info(
             "user_sync_started",
             group=self.settings.group_id,

@@ -12,7 +12,7 @@
   headers saying why.
 """
 
-from shared.messaging._broker import KafkaSettings, create_broker
+from shared.messaging._broker import KafkaSettings, create_broker, start_broker
 from shared.messaging._consumer import (
     BatchHandler,
     Consumer,
@@ -50,5 +50,6 @@ __all__ = [
     "outbox_table",
     "record_lag",
     "stage",
+    "start_broker",
     "topic_specs",
 ]

@@ -92,3 +92,37 @@ def create_broker(settings: KafkaSettings, *, service: str, **overrides: Any) ->
     }
     options.update(overrides)
     return KafkaBroker(settings.bootstrap_servers, **options)
+
+
+async def start_broker(
+    broker: KafkaBroker,
+    *,
+    timeout_s: float = 300.0,
+    first_delay_s: float = 0.5,
+    max_delay_s: float = 5.0,
+) -> None:
+    """Start ``broker``, waiting for Kafka: a service started while the broker is down
+    (a broker restart, a rolling deploy) retries with backoff for up to ``timeout_s``
+    instead of exiting at once; then the last connection error is raised."""
+    import asyncio
+    import contextlib
+    import time
+
+    from aiokafka.errors import KafkaConnectionError
+
+    deadline = time.monotonic() + timeout_s
+    delay = first_delay_s
+    while True:
+        try:
+            await broker.start()
+            return
+        except KafkaConnectionError as error:
+            with contextlib.suppress(Exception):
+                await broker.stop()
+            if time.monotonic() + delay > deadline:
+                raise
+            logging.getLogger(__name__).warning(
+                "kafka unavailable at start, retrying in %.1f s: %s", delay, error
+            )
+            await asyncio.sleep(delay)
+            delay = min(max_delay_s, delay * 2)
