@@ -298,6 +298,8 @@ async def main() -> dict[str, Any]:
             "DATABASE_URL": database_url,
             "RISK_ENGINE_SCHEMA": schema,
             "RISK_ENGINE_GROUP": f"risk-{schema}",
+            # its own outbox transactional id: another run on this broker is not fenced
+            "RISK_ENGINE_INSTANCE": schema,
             "RISK_ENGINE_PORT": str(_free_port()),
             "OPEXBRIDGE_TOPIC_PREFIX": prefix,
             "RISK_MAX_ORDERS_PER_SECOND": "1000000",
