@@ -64,6 +64,26 @@ def start_demo(env: dict[str, str]) -> subprocess.Popen[bytes]:
     )
 
 
+@dataclass
+class RestartPolicy:
+    """Restart a service that exits (as compose's ``restart: unless-stopped`` or a
+    Kubernetes Deployment would), but at most ``limit`` times in ``window_s`` seconds:
+    past that it is broken, and the whole run stops."""
+
+    limit: int = 5
+    window_s: float = 120.0
+    exits: dict[str, list[float]] | None = None
+
+    def may_restart(self, name: str, now: float) -> bool:
+        """Record an exit of ``name`` at ``now``; True while within the limit."""
+        exits = self.exits if self.exits is not None else {}
+        self.exits = exits
+        recent = [at for at in exits.get(name, []) if now - at < self.window_s]
+        recent.append(now)
+        exits[name] = recent
+        return len(recent) <= self.limit
+
+
 def load_stack() -> ModuleType:
     spec = importlib.util.spec_from_file_location("stack", REPO / "deploy/local/stack.py")
     assert spec is not None
@@ -103,11 +123,17 @@ def main() -> int:
         for step in (["topics", "apply", "--fix"], ["migrate"]):
             subprocess.run([sys.executable, "-m", "opexbridge.cli", *step], env=env, check=True)
         (RUN / "logs").mkdir(parents=True, exist_ok=True)
-        for proc in services():
+        procs = {proc.name: proc for proc in services()}
+
+        def spawn(proc: Process) -> subprocess.Popen[bytes]:
             log = (RUN / "logs" / f"{proc.name}.log").open("ab")
-            children[proc.name] = subprocess.Popen(
+            return subprocess.Popen(
                 proc.argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
+
+        for proc in procs.values():
+            children[proc.name] = spawn(proc)
+        policy = RestartPolicy()
         endpoints = {
             "KAFKA_BOOTSTRAP_SERVERS": env["KAFKA_BOOTSTRAP_SERVERS"],
             "DATABASE_URL": env["DATABASE_URL"],
@@ -127,10 +153,14 @@ def main() -> int:
             )
             demo["demo"] = start_demo(env)
         while True:
-            for name, child in children.items():
+            for name, child in list(children.items()):
                 if child.poll() is not None:
                     print(f"  {name} exited with {child.returncode}; see .run/logs/{name}.log")
-                    return 1
+                    if not policy.may_restart(name, time.monotonic()):
+                        print(f"  {name} keeps exiting: stopping everything")
+                        return 1
+                    print(f"  restarting {name}")
+                    children[name] = spawn(procs[name])
             if "demo" in demo and demo["demo"].poll() is not None:
                 code = demo.pop("demo").returncode
                 if code:
