@@ -146,6 +146,16 @@ class _Poll:
     complete: bool = True
 
 
+def _log_odd(outcome: Outcome, user_id: str) -> None:
+    """Log and count the transitions an outcome refused and the anomalies it found."""
+    for refused in outcome.refused:
+        ILLEGAL.inc()
+        log.warning("illegal_transition", detail=str(refused), user_id=user_id)
+    for anomaly in outcome.anomalies:
+        ANOMALIES.inc()
+        log.warning("order_anomaly", detail=anomaly, user_id=user_id)
+
+
 def _signature(order: GatewayOrder) -> tuple[Any, ...]:
     """What a poll can change in an order (a change means: write it)."""
     return (
@@ -308,8 +318,11 @@ class GatewayService:
                 arrived = self._arrived_at.pop(tracked.client_order_id, None)
                 if arrived is not None:
                     ACCEPT_SECONDS.observe(time.perf_counter() - arrived)
-            if getattr(event, "status", None) is S.FILLED:
+            status = getattr(event, "status", None)
+            if status is S.FILLED:
                 FILLED.inc()
+            if isinstance(status, OrderStatus) and status.is_terminal:
+                self._arrived_at.pop(tracked.client_order_id, None)  # never accepted
             out.append(
                 new_message(
                     event,
@@ -322,12 +335,7 @@ class GatewayService:
 
     def _note(self, tracked: Tracked, outcome: Outcome) -> list[Envelope[Any]]:
         """Log and count what an outcome refused or found odd; its envelopes."""
-        for refused in outcome.refused:
-            ILLEGAL.inc()
-            log.warning("illegal_transition", detail=str(refused), user_id=tracked.user_id)
-        for anomaly in outcome.anomalies:
-            ANOMALIES.inc()
-            log.warning("order_anomaly", detail=anomaly, user_id=tracked.user_id)
+        _log_odd(outcome, tracked.user_id)
         return self._envelopes(tracked, outcome.events)
 
     async def _commit(
@@ -1266,12 +1274,7 @@ class GatewayService:
         )
         by_cid = {t.client_order_id: t for t in local}
         outgoing: list[Envelope[Any]] = []
-        for refused in result.outcome.refused:
-            ILLEGAL.inc()
-            log.warning("illegal_transition", detail=str(refused), user_id=user_id)
-        for anomaly in result.outcome.anomalies:
-            ANOMALIES.inc()
-            log.warning("order_anomaly", detail=anomaly, user_id=user_id)
+        _log_odd(result.outcome, user_id)
         for event in result.outcome.events:
             owner = by_cid.get(str(getattr(event, "client_order_id", "")))
             if owner is not None:
