@@ -18,7 +18,11 @@ user_sync and funded on the sandbox (rate limits off, listing delay 5 ms, market
    orders.commands → risk → orders.approved → gateway → orders.events.
 4. ``direct_orders_per_s``: the same orders straight to the sandbox, one HTTP call per
    order (32 in flight), no Kafka, as the platform's old synchronous backend did.
-5. every per-service benchmark (``--quick`` skips them), each as its own process, its
+5. what limits it: CPU seconds of every process (each service, the Kafka broker,
+   PostgreSQL and its backends, the load generator) read from /proc, per order in the
+   500/s run and per step, the cores busy while idle, and the orders/s the machine's
+   cores could give at that cost (``cpu_bound_orders_per_s``).
+6. every per-service benchmark (``--quick`` skips them), each as its own process, its
    JSON collected under ``services``.
 
 Printed as a table and written to ``.bench/pipeline.json``.
@@ -42,8 +46,10 @@ from typing import Any
 import websockets
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from sqlalchemy.engine import make_url
 
 from opexbridge.devrun import load_stack
+from opexbridge.procstat import CpuMeter, Sample, listening_pid, per_order_ms, with_children
 from opexbridge.suite import REPO, Suite, SuiteOptions, SuiteUser, parse
 from shared.contracts import PlaceOrder, encode, new_message
 from shared.messaging import KafkaSettings
@@ -61,6 +67,7 @@ PACED_DRAIN_S = 90.0
 RELAY_MESSAGES = 20_000
 DIRECT_ORDERS = 1_500
 DIRECT_CONCURRENCY = 32
+IDLE_S = 5.0
 CENT = Decimal("0.01")
 
 SERVICE_BENCHES = (
@@ -189,6 +196,10 @@ class Step:
     p99_ms: float | None
     refused: int = 0
     """Orders that ended without an OrderAccepted (a bench set-up problem if any)."""
+    cpu_ms_per_order: dict[str, float] = field(default_factory=dict)
+    """CPU milliseconds per accepted order by process, from the first send to the last
+    answer (idle work in between included: it is what the machine spent)."""
+    machine_busy: float | None = None
 
 
 async def _drive(
@@ -231,6 +242,45 @@ async def _drain(tracker: Tracker, cids: list[str], timeout: float) -> None:
         if all(c in tracker.accepted or c in tracker.terminal for c in cids):
             return
         await asyncio.sleep(0.1)
+
+
+def meter_for(suite: Suite) -> CpuMeter:
+    """CPU per process: each service of the suite, the Kafka broker and PostgreSQL
+    (found by the ports they listen on, with PostgreSQL's backends) and this process,
+    the load generator."""
+    kafka_port = int(suite.kafka.bootstrap_servers.split(",")[0].rsplit(":", 1)[1])
+    pg_port = make_url(suite.options.database_url).port or 5432
+    broker, postgres = listening_pid(kafka_port), listening_pid(pg_port)
+    groups: dict[str, Any] = {}
+    for name, child in suite.children.items():
+
+        def pids(child: Any = child) -> list[int]:
+            return [child.proc.pid] if child.proc is not None else []
+
+        groups[name] = pids
+    groups["kafka"] = lambda: [broker] if broker else []
+    groups["postgres"] = lambda: with_children(postgres) if postgres else []
+    groups["bench (load)"] = lambda: [os.getpid()]
+    return CpuMeter(groups)
+
+
+def limits(meter: CpuMeter, before: Sample, after: Sample, orders: int) -> dict[str, Any]:
+    usage = CpuMeter.usage(before, after)
+    busy = CpuMeter.machine_busy(before, after)
+    return {
+        "cpu_ms_per_order": per_order_ms(usage, orders),
+        "machine_busy": round(busy, 3) if busy is not None else None,
+    }
+
+
+def idle_cost(before: Sample, after: Sample) -> dict[str, float]:
+    """Per process, share of one core used while no order was sent."""
+    seconds = after.at - before.at
+    usage = CpuMeter.usage(before, after)
+    ranked = sorted(usage.items(), key=lambda kv: kv[1], reverse=True)
+    out = {name: round(used / seconds, 3) for name, used in ranked}
+    out["total"] = round(sum(usage.values()) / seconds, 3)
+    return out
 
 
 def _step(tracker: Tracker, rate: float, cids: list[str]) -> Step:
@@ -432,22 +482,32 @@ async def pipeline(kafka_bootstrap: str, database_url: str, say: Any) -> dict[st
         ids = [u.user_id for u in users]
         rest_ids = ids[WS_USERS:]
         steps: list[Step] = []
+        meter = meter_for(suite)
         try:
             warm, _ = await _drive(suite, producer, tracker, orders, ids, 100, 2)
             await _drain(tracker, warm, DRAIN_S)
+            quiet = meter.sample()
+            await asyncio.sleep(IDLE_S)
+            idle = idle_cost(quiet, meter.sample())
+            say(f"  idle for {IDLE_S:.0f} s: {idle['total']:.2f} cores busy with no orders")
             for rate in STEPS:
+                before = meter.sample()
                 cids, _ = await _drive(suite, producer, tracker, orders, rest_ids, rate, STEP_S)
                 await _drain(tracker, cids, DRAIN_S)
                 step = _step(tracker, rate, cids)
+                used = limits(meter, before, meter.sample(), step.accepted)
+                step.cpu_ms_per_order = used["cpu_ms_per_order"]
+                step.machine_busy = used["machine_busy"]
                 steps.append(step)
                 say(
-                    f"  offered {rate:>5}/s: {step.accepted}/{step.sent} accepted, {step.per_s}/s end to end, p99 {step.p99_ms} ms"
+                    f"  offered {rate:>5}/s: {step.accepted}/{step.sent} accepted, {step.per_s}/s end to end, p99 {step.p99_ms} ms, {step.cpu_ms_per_order.get('total')} CPU ms/order"
                 )
                 if step.accepted < step.sent or step.per_s < 0.8 * rate:
                     break
             say(
                 f"paced run at {PACED_RATE:.0f}/s for {PACED_S:.0f} s (1 in 10 crossing, WebSocket users)"
             )
+            before = meter.sample()
             cids, crossing = await _drive(
                 suite,
                 producer,
@@ -464,6 +524,9 @@ async def pipeline(kafka_bootstrap: str, database_url: str, say: Any) -> dict[st
                 c in tracker.ws_filled for c in crossing
             ):
                 await asyncio.sleep(0.1)
+            paced_cpu = limits(
+                meter, before, meter.sample(), sum(c in tracker.accepted for c in cids)
+            )
             paced = [
                 (tracker.accepted[c] - tracker.sent[c]) * 1000
                 for c in cids
@@ -487,6 +550,7 @@ async def pipeline(kafka_bootstrap: str, database_url: str, say: Any) -> dict[st
                 await reader
         best = max(steps, key=lambda s: s.per_s) if steps else None
         return {
+            **_limit_figures(steps, idle, paced_cpu),
             "orders_per_s": best.per_s if best else 0.0,
             "accepted_p50_ms": pct(paced, 0.5),
             "accepted_p99_ms": pct(paced, 0.99),
@@ -512,6 +576,23 @@ async def pipeline(kafka_bootstrap: str, database_url: str, say: Any) -> dict[st
                 "ratio_to_bare_relay": 0.5,
             },
         }
+
+
+def _limit_figures(
+    steps: list[Step], idle: dict[str, float], paced_cpu: dict[str, Any]
+) -> dict[str, Any]:
+    """What limits the pipeline on this machine: CPU per order in the 500/s run (offered
+    more than the suite answers, so it runs saturated) and the throughput all cores
+    could give at that cost."""
+    cores = os.cpu_count() or 1
+    total = paced_cpu["cpu_ms_per_order"].get("total")
+    return {
+        "cores": cores,
+        "idle_cores_busy": idle,
+        "paced_cpu_ms_per_order": paced_cpu["cpu_ms_per_order"],
+        "paced_machine_busy": paced_cpu["machine_busy"],
+        "cpu_bound_orders_per_s": round(cores * 1000 / total, 1) if total else None,
+    }
 
 
 def service_benches(env: dict[str, str], timeout: float, say: Any) -> dict[str, Any]:
@@ -570,6 +651,22 @@ def _table(result: dict[str, Any]) -> str:
     width = max(len(r[0]) for r in rows)
     lines = [f"  {'figure':<{width}}  {'measured':>10}  target"]
     lines += [f"  {name:<{width}}  {value!s:>10}  {target}" for name, value, target in rows]
+    busy = result.get("paced_machine_busy")
+    per_order = result.get("paced_cpu_ms_per_order") or {}
+    if per_order:
+        lines.append(
+            f"  what limits it: in the 500/s run the machine was {busy:.0%} busy and each order "
+            f"cost {per_order.get('total')} CPU ms over all processes, so {result.get('cores')} "
+            f"cores give at most {result.get('cpu_bound_orders_per_s')} orders/s:"
+            if busy is not None
+            else "  CPU per order in the 500/s run:"
+        )
+        idle = result.get("idle_cores_busy") or {}
+        for name, ms in per_order.items():
+            if name != "total":
+                lines.append(
+                    f"    {name:<16} {ms:>8} ms/order   idle: {idle.get(name, 0.0):.0%} of a core"
+                )
     for step in result.get("steps", []):
         lines.append(
             f"  step {step['rate']:>5}/s: {step['accepted']}/{step['sent']} accepted, "
