@@ -130,7 +130,7 @@ class CpuMeter:
             return None
         busy = after.machine[0] - before.machine[0]
         total = after.machine[1] - before.machine[1]
-        return busy / total if total > 0 else None
+        return min(1.0, busy / total) if total > 0 else None  # tick rounding
 
 
 def per_order_ms(usage: Mapping[str, float], orders: int) -> dict[str, float]:

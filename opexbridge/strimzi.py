@@ -31,7 +31,7 @@ __all__ = [
 
 REPO = Path(__file__).resolve().parent.parent
 TOPICS_FILE = REPO / "deploy" / "k8s" / "base" / "kafka-topics.yaml"
-API_VERSION = "kafka.strimzi.io/v1beta2"
+API_VERSION = "kafka.strimzi.io/v1"  # Strimzi 1.0+ serves only v1 (0.49+ have both)
 CLUSTER = "opexbridge"
 """The ``strimzi.io/cluster`` label: the name of the Strimzi ``Kafka`` resource."""
 PARTITIONS = 12

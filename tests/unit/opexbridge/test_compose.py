@@ -1,4 +1,5 @@
-"""docker-compose.yml and deploy/prometheus/prometheus.yml, checked without Docker: every
+"""docker-compose.yml and deploy/prometheus/prometheus.yml, checked without Docker (the
+compose file against the Compose Specification: test_deploy_schemas.py): every
 command runs a module that exists, every variable is one a service reads, ports agree,
 dependencies and healthchecks are in place."""
 

@@ -32,7 +32,7 @@ def test_every_topic_of_the_spec_is_a_kafka_topic_with_its_settings() -> None:
     assert list(resources) == [spec.name for spec in specs]
     for spec in specs:
         resource = resources[spec.name]
-        assert resource["apiVersion"] == "kafka.strimzi.io/v1beta2"
+        assert resource["apiVersion"] == "kafka.strimzi.io/v1"
         assert resource["kind"] == "KafkaTopic"
         assert K8S_NAME.match(resource["metadata"]["name"]), resource["metadata"]["name"]
         assert resource["metadata"]["labels"]["strimzi.io/cluster"] == CLUSTER
