@@ -10,6 +10,7 @@ import uvicorn
 from .app import create_app
 from .config import SandboxConfig
 from .runtime import freeze_heap, tune_gc
+from .server import SandboxHttpProtocol
 
 
 def main() -> None:
@@ -23,7 +24,7 @@ def main() -> None:
             host=config.host,
             port=config.port,
             loop="uvloop",
-            http="httptools",
+            http=SandboxHttpProtocol,  # httptools, one write per answer
             access_log=False,
             log_level="info",
             timeout_graceful_shutdown=2,

@@ -4,7 +4,8 @@
 2. HTTP order placements per second (`bench_http`): the sandbox in a subprocess (uvicorn,
    uvloop, rate limit off, market maker on, listing delay 5 ms), a few users registered, funded
    and given API keys over HTTP, then `POST /v3/order` (signed with the users' API keys) from
-   concurrent tasks on one keep-alive HTTP/1.1 pool, through the suite's OPEX client
+   concurrent tasks on one keep-alive HTTP/1.1 pool, on uvloop as the gateway runs (uvicorn's
+   default loop), through the suite's OPEX client
    (`shared.opex.OpexClient`) when it is importable, else plain httpx with the same signing
    (`http_orders_per_s`); then the same kind of orders from a minimal keep-alive client whose
    requests are built up front, which measures the sandbox rather than the client
@@ -219,6 +220,16 @@ def _sign(secret: str, method: str, path: str, query: str, timestamp: int) -> st
     canonical = f"{method}\n{path}\n{query}\n\n{timestamp}"
     digest = hmac.digest(secret.encode(), canonical.encode(), "sha256")
     return base64.b64encode(digest).decode("ascii")
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The client's event loop: uvloop when installed, as the gateway has it (uvicorn's
+    default loop is uvloop when it is importable), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def _quiet_client_process() -> None:
@@ -459,8 +470,9 @@ def bench_http(
     proc = _start_sandbox(port)
     base = f"http://127.0.0.1:{port}"
     try:
-        asyncio.run(_wait_healthy(base, proc))
-        return asyncio.run(_run_http(base, port, n, seconds, concurrency, users))
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(_wait_healthy(base, proc))
+            return runner.run(_run_http(base, port, n, seconds, concurrency, users))
     finally:
         proc.terminate()
         try:

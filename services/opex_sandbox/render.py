@@ -15,6 +15,8 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 from .domain import Depth, Order, Ticker, Trade, UserTrade
 
 __all__ = [
@@ -40,8 +42,23 @@ def _default(value: object) -> str:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+def _fragment(value: object) -> orjson.Fragment:
+    if isinstance(value, Decimal) and value.is_finite():
+        return orjson.Fragment(format(value, "f"))
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
 def dumps(value: Any) -> bytes:
-    """JSON with Decimals as plain numbers."""
+    """JSON with Decimals as plain numbers (orjson, each Decimal written as its plain
+    notation; what orjson cannot write, e.g. an integer past 64 bits, goes through
+    `json`)."""
+    try:
+        return orjson.dumps(value, default=_fragment)
+    except TypeError:
+        return _json_dumps(value)
+
+
+def _json_dumps(value: Any) -> bytes:
     text = json.dumps(value, default=_default, separators=(",", ":"), ensure_ascii=False)
     if _TAG in text:
         text = _RAW.sub(r"\1", text)

@@ -214,16 +214,20 @@ async def begin(request: Request, access: Access, *, consumes_form: bool = False
     raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
     path_text = raw_path.decode("latin-1")
     query = scope["query_string"].decode("latin-1")
-    # ASGI servers hand header names over in lower case; the first value of each wins
-    headers: dict[str, str] = {}
-    for name, value in reversed(scope["headers"]):
-        headers[name.decode("latin-1")] = value.decode("latin-1")
+    # ASGI servers hand header names over in lower case; the first value of each wins.
+    # Only the few headers looked at are decoded.
+    raw_headers: dict[bytes, bytes] = dict(reversed(scope["headers"]))
+
+    def header(name: str) -> str | None:
+        value = raw_headers.get(name.encode("latin-1"))
+        return None if value is None else value.decode("latin-1")
+
     now_ms = sandbox.clock()
 
     principal: Principal | None = None
     client = scope.get("client")
     record = authenticate_api_key(
-        headers.get,
+        header,
         method=scope["method"],
         path=signed_path(path_text),
         query=query,
@@ -236,7 +240,7 @@ async def begin(request: Request, access: Access, *, consumes_form: bool = False
         if user is not None and user.enabled:
             principal = user.principal()
     else:
-        authorization = headers.get("authorization")
+        authorization = header("authorization")
         if authorization is not None and authorization[:7].lower() == "bearer ":
             principal = sandbox.tokens.verify(authorization[7:].strip())
             if principal is None:
@@ -254,7 +258,7 @@ async def begin(request: Request, access: Access, *, consumes_form: bool = False
             raise RateLimit(f"Too many requests; retry in {decision.retry_after_s:.0f} s")
 
     body = await request.body()
-    content_type = headers.get("content-type")
+    content_type = header("content-type")
     if consumes_form and body and not (content_type or "").startswith(_FORM):
         raise UnsupportedMediaType
     return Call(request, sandbox, principal, _params(query, body, content_type), path, body)

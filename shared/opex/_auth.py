@@ -124,11 +124,11 @@ def sign(
 ) -> str:
     """``X-API-SIGNATURE`` for one request."""
     raw = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
-    digest = hmac.new(
+    digest = hmac.digest(
         raw.encode(),
         canonical_string(method, path, query, body_hash, timestamp_ms).encode(),
-        hashlib.sha256,
-    ).digest()
+        "sha256",
+    )
     return base64.b64encode(digest).decode("ascii")
 
 
@@ -168,30 +168,27 @@ class OpexAuth(httpx.Auth):
 
     def apply(self, request: httpx.Request) -> None:
         """Put the credential's headers on ``request`` (its URL and body final)."""
+        raw_path = request.url.raw_path.split(b"?", 1)[0].decode("ascii")
+        query = request.url.query.decode("ascii")
+        request.headers.update(self.headers(request.method, raw_path, query, request.content))
+
+    def headers(self, method: str, raw_path: str, query: str, body: bytes | None) -> dict[str, str]:
+        """The credential's headers for a request to ``raw_path`` (the URL's path as sent,
+        percent-encoded) with the raw ``query`` string and ``body``: what `apply` adds."""
         creds = self._credentials
         if isinstance(creds, Bearer):
-            request.headers["Authorization"] = f"Bearer {creds.token.get_secret_value()}"
-        elif isinstance(creds, LegacyApiKey):
-            request.headers["X-API-KEY"] = creds.key
-            request.headers["X-API-SECRET"] = creds.secret.get_secret_value()
-        else:
-            raw_path = request.url.raw_path.split(b"?", 1)[0].decode("ascii")
-            query = request.url.query.decode("ascii")
-            body = request.content
-            body_hash = body_sha256(body) if body else ""
-            timestamp = self._clock()
-            request.headers["X-API-KEY"] = creds.key
-            request.headers["X-API-TIMESTAMP"] = str(timestamp)
-            if body_hash:
-                request.headers["X-API-BODY-SHA256"] = body_hash
-            request.headers["X-API-SIGNATURE"] = sign(
-                creds.secret,
-                request.method,
-                self.signed_path(raw_path),
-                query,
-                body_hash,
-                timestamp,
-            )
+            return {"Authorization": f"Bearer {creds.token.get_secret_value()}"}
+        if isinstance(creds, LegacyApiKey):
+            return {"X-API-KEY": creds.key, "X-API-SECRET": creds.secret.get_secret_value()}
+        body_hash = body_sha256(body) if body else ""
+        timestamp = self._clock()
+        headers = {"X-API-KEY": creds.key, "X-API-TIMESTAMP": str(timestamp)}
+        if body_hash:
+            headers["X-API-BODY-SHA256"] = body_hash
+        headers["X-API-SIGNATURE"] = sign(
+            creds.secret, method, self.signed_path(raw_path), query, body_hash, timestamp
+        )
+        return headers
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         self.apply(request)

@@ -14,9 +14,10 @@ from shared.opex._auth import ApiKey, LegacyApiKey
 __all__ = ["HttpBackend", "OpexSettings", "Surface"]
 
 Surface = Literal["v3", "opex"]
-HttpBackend = Literal["httpx", "aiohttp"]
-"""``httpx``: httpx's own pool (httpcore); ``aiohttp``: httpx over aiohttp's pool
-(`shared.opex._transport`), several times cheaper per request."""
+HttpBackend = Literal["lean", "aiohttp", "httpx"]
+"""``lean``: the client's own HTTP/1.1 pool (`shared.opex._wire`), the cheapest per
+request; ``aiohttp``: aiohttp's pool (`shared.opex._transport`); ``httpx``: httpx's own
+pool (httpcore), the most expensive."""
 """``v3``: OPEX's Binance-style ``/v3`` (not rate-limited); ``opex``: native ``/opex/v1``."""
 
 
@@ -55,7 +56,7 @@ class OpexSettings(BaseSettings):
     deposit_gateway_uuid: str = "manually"
     """``OPEX_DEPOSIT_GATEWAY_UUID``: the off-chain MANUALLY gateway of an admin deposit
     (real OPEX refuses a deposit without one of the currency's gateways)."""
-    http_backend: HttpBackend = "aiohttp"
+    http_backend: HttpBackend = "lean"
     """``OPEX_HTTP_BACKEND``: what carries the requests (same answers, same exceptions)."""
     max_connections: int = Field(default=100, ge=1)
     max_keepalive_connections: int = Field(default=20, ge=0)

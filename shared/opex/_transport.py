@@ -45,15 +45,45 @@ requests are far below the socket's buffer, so a write does not wait.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 import httpx
 from yarl import URL
 
-__all__ = ["AiohttpTransport", "map_aiohttp_error"]
+__all__ = ["AiohttpTransport", "RawResponse", "map_aiohttp_error"]
 
 _NO_BODY = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "TRACE"})
+
+
+class RawResponse(NamedTuple):
+    """An answer as `AiohttpTransport.send` reads it: the body as received (not decoded)."""
+
+    status: int
+    reason: str | None
+    raw_headers: tuple[tuple[bytes, bytes], ...]
+    content: bytes
+
+    def header(self, name: bytes) -> bytes | None:
+        """The first value of header ``name`` (lower case), if any."""
+        for key, value in self.raw_headers:
+            if key.lower() == name:
+                return value
+        return None
+
+    def to_httpx(self, request: httpx.Request) -> httpx.Response:
+        """The same answer as `handle_async_request` gives it (httpx decodes the body by
+        its Content-Encoding)."""
+        return httpx.Response(
+            self.status,
+            headers=self.raw_headers,
+            content=self.content,
+            extensions={
+                "http_version": b"HTTP/1.1",
+                "reason_phrase": (self.reason or "").encode("latin-1", "replace"),
+            },
+            request=request,
+        )
 
 
 def map_aiohttp_error(exc: BaseException, request: httpx.Request) -> httpx.TransportError:
@@ -127,12 +157,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._session = session
         return session
 
-    def _timeout(self, request: httpx.Request) -> aiohttp.ClientTimeout:
-        given = request.extensions.get("timeout") or {}
-        key = (given.get("connect"), given.get("read"), given.get("pool"))
+    def timeout_for(
+        self, connect: float | None, read: float | None, pool: float | None
+    ) -> aiohttp.ClientTimeout:
+        """aiohttp's timeouts for httpx's ``connect``, ``read`` and ``pool`` (see above)."""
+        key = (connect, read, pool)
         timeout = self._timeouts.get(key)
         if timeout is None:
-            connect, read, pool = key
             timeout = aiohttp.ClientTimeout(
                 total=None,
                 connect=None if connect is None or pool is None else connect + pool,
@@ -142,6 +173,55 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             if len(self._timeouts) < 64:
                 self._timeouts[key] = timeout
         return timeout
+
+    def _timeout(self, request: httpx.Request) -> aiohttp.ClientTimeout:
+        given = request.extensions.get("timeout") or {}
+        return self.timeout_for(given.get("connect"), given.get("read"), given.get("pool"))
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        timeouts: tuple[float | None, float | None, float | None],
+    ) -> RawResponse:
+        """One request straight through aiohttp, without an `httpx.Request` (the lean path
+        of `OpexClient`): ``url`` is sent as it is (already percent-encoded, the query string
+        exactly as signed), ``headers`` as given (aiohttp adds Host and Content-Length),
+        ``timeouts`` httpx's (connect, read, pool). Failures are raised as
+        `handle_async_request` raises them: the httpx exception that says whether the
+        request may have been sent."""
+        session = self._session or self._start()
+        timeout = self.timeout_for(*timeouts)
+        if self._force_close:
+            headers = {k: v for k, v in headers.items() if k.lower() != "connection"}
+            headers["Connection"] = "close"
+        try:
+            response = await session.request(
+                method,
+                URL(url, encoded=True),
+                headers=headers,
+                data=body if body else (None if method in _NO_BODY else b""),
+                allow_redirects=False,
+                timeout=timeout,
+                compress=None,
+                chunked=None,
+            )
+        except aiohttp.ClientError as exc:
+            raise map_aiohttp_error(exc, httpx.Request(method, url)) from exc
+        except (TimeoutError, OSError) as exc:
+            raise map_aiohttp_error(exc, httpx.Request(method, url)) from exc
+        try:
+            content = await response.read()
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            response.close()  # half read: the connection must not go back to the pool
+            raise map_aiohttp_error(exc, httpx.Request(method, url)) from exc
+        except BaseException:
+            response.close()
+            raise
+        response.release()
+        return RawResponse(response.status, response.reason, response.raw_headers, content)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         session = self._session or self._start()

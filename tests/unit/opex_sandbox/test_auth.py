@@ -226,3 +226,30 @@ def test_tokens_when_expired_tampered_or_foreign_then_rejected() -> None:
     assert tokens.verify(access) is not None
     clock.now += 61
     assert tokens.verify(access) is None
+
+
+def test_token_cache_when_token_expires_then_refused_as_the_full_check_would() -> None:
+    clock = FakeClock(1_700_000_000)
+    tokens = TokenService("k" * 32, lifetime_s=60, clock=clock)
+    access = tokens.issue("u-1", "a@b.co", set())["access_token"]
+    assert isinstance(access, str)
+    assert tokens.verify(access) is not None  # verified in full, then cached
+    assert tokens.verify(access) is not None  # from the cache
+    clock.now += 59.999
+    assert tokens.verify(access) is not None
+    clock.now += 0.001  # exp <= now: the full check refuses it, so must the cache
+    assert tokens._decode(access, "Bearer") is None
+    assert tokens.verify(access) is None
+    assert tokens.verify(access) is None  # and keeps refusing it
+    clock.now -= 1  # the cache only ever answers what the full check answers
+    assert tokens.verify(access) is not None
+    assert tokens._decode(access, "Bearer") is not None
+
+
+def test_token_cache_when_tampered_copy_of_a_cached_token_then_refused() -> None:
+    tokens = TokenService("k" * 32, lifetime_s=60, clock=FakeClock(1_700_000_000))
+    access = tokens.issue("u-1", "a@b.co", set())["access_token"]
+    assert isinstance(access, str)
+    assert tokens.verify(access) is not None
+    assert tokens.verify(access + "x") is None
+    assert tokens.verify(access[:-1]) is None

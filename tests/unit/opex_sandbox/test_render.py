@@ -21,3 +21,12 @@ def test_dumps_when_tiny_or_negative_decimals_then_no_exponent() -> None:
 
 def test_dumps_when_string_starts_with_nul_then_still_a_string() -> None:
     assert json.loads(dumps({"label": "\u0000123"})) == {"label": "\u0000123"}
+
+
+def test_dumps_when_orjson_cannot_then_json_writes_the_same_way() -> None:
+    big = 2**70  # past orjson's 64-bit integers
+    assert dumps({"n": big, "p": Decimal("1.50")}) == b'{"n":%d,"p":1.50}' % big
+
+
+def test_dumps_when_non_ascii_then_utf8_as_before() -> None:
+    assert dumps({"m": "é ü"}) == '{"m":"é ü"}'.encode()

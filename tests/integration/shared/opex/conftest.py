@@ -46,9 +46,9 @@ def sandbox() -> Iterator[Sandbox]:
         yield Sandbox(url=url, config=config)
 
 
-@pytest.fixture(autouse=True, params=["httpx", "aiohttp"])
+@pytest.fixture(autouse=True, params=["lean", "httpx", "aiohttp"])
 def http_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test runs on both backends: each client it makes (`settings_for`) reads
+    """Every test runs on every backend: each client it makes (`settings_for`) reads
     ``OPEX_HTTP_BACKEND``."""
     backend: str = request.param
     monkeypatch.setenv("OPEX_HTTP_BACKEND", backend)

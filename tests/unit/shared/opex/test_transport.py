@@ -1,4 +1,4 @@
-"""Both backends (httpx's pool, and httpx over aiohttp) against a tiny HTTP server on
+"""Every backend (the lean pool, httpx's pool, aiohttp's pool) against a tiny HTTP server on
 127.0.0.1 that misbehaves on purpose: a failure is "not sent" (`OpexUnavailable` for an
 order) only when the request surely never reached the server."""
 
@@ -33,7 +33,7 @@ from shared.opex._transport import AiohttpTransport, map_aiohttp_error
 
 CREDS = ApiKey("k", SecretStr("s"))
 OK = b'{"symbol":"BTCUSDT","orderId":-1}'
-BACKENDS: list[HttpBackend] = ["httpx", "aiohttp"]
+BACKENDS: list[HttpBackend] = ["lean", "httpx", "aiohttp"]
 
 # What the server does with the n-th request it reads (counted from 1; the default: 200).
 Behaviour = Callable[["Server", bytes, asyncio.StreamWriter], Awaitable[bool]]
@@ -180,9 +180,11 @@ async def server() -> AsyncIterator[Server]:
 
 def test_the_backend_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPEX_HTTP_BACKEND", raising=False)
-    assert OpexSettings().http_backend == "aiohttp"
+    assert OpexSettings().http_backend == "lean"
     monkeypatch.setenv("OPEX_HTTP_BACKEND", "httpx")
     assert OpexSettings().http_backend == "httpx"
+    monkeypatch.setenv("OPEX_HTTP_BACKEND", "aiohttp")
+    assert OpexSettings().http_backend == "aiohttp"
     monkeypatch.setenv("OPEX_HTTP_BACKEND", "requests")
     with pytest.raises(ValueError, match="http_backend"):
         OpexSettings()
@@ -306,7 +308,8 @@ async def test_no_keepalive_closes_each_connection(server: Server, backend: Http
     assert server.connections == 2
 
 
-async def test_gzip_answers_are_decoded_once(server: Server) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_gzip_answers_are_decoded_once(server: Server, backend: HttpBackend) -> None:
     import gzip
 
     async def zipped(server: Server, head: bytes, writer: asyncio.StreamWriter) -> bool:
@@ -319,7 +322,7 @@ async def test_gzip_answers_are_decoded_once(server: Server) -> None:
         return True
 
     server.behaviour[1] = zipped
-    async with client(server, "aiohttp") as opex:
+    async with client(server, backend) as opex:
         assert (await opex.health()).up
 
 
