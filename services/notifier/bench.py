@@ -42,6 +42,7 @@ from typing import Any
 
 import httpx
 import jwt
+import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import create_engine, text
@@ -186,6 +187,16 @@ def rss_bytes(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used so far (Linux /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -214,7 +225,7 @@ class Receiver:
         if b'"order_update"' not in payload[:40]:
             return
         now = time.perf_counter()
-        frame = json.loads(payload)
+        frame = orjson.loads(payload)  # the frame is parsed in full, in C
         index = int(frame["data"]["id"][1:])
         sent = self.sent_at.pop(index, None)
         if sent is not None:
@@ -395,8 +406,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             count = int(rate * seconds)
             batch = messages(first, count)
             expected = first + count
+            cpu_before = cpu_seconds(server.pid)
             await publish(producer, topic, batch, receiver, first, rate=rate)
             await reach(expected)
+            results[f"server_cpu_us_per_event{suffix}"] = round(
+                (cpu_seconds(server.pid) - cpu_before) / count * 1e6, 1
+            )
             first = expected
             results[f"p50_ms{suffix}"] = round(percentile(receiver.latencies, 0.50), 1)
             results[f"p99_ms{suffix}"] = round(percentile(receiver.latencies, 0.99), 1)
@@ -410,9 +425,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await reach(first)
         burst = messages(first, args.burst)
         baseline = receiver.received
+        cpu_before, own_before = cpu_seconds(server.pid), time.process_time()
         sent_from = await publish(producer, topic, burst, receiver, first, rate=None)
         complete = await wait_until(lambda: receiver.received >= baseline + len(burst), 120)
         delivered = receiver.received - baseline
+        results["server_cpu_us_per_event"] = round(
+            (cpu_seconds(server.pid) - cpu_before) / max(1, delivered) * 1e6, 1
+        )
+        results["bench_cpu_us_per_event"] = round(
+            (time.process_time() - own_before) / max(1, delivered) * 1e6, 1
+        )
         elapsed = max(1e-6, receiver.last_at - sent_from)
         results["events_per_s"] = round(delivered / elapsed)
         results["burst_events"] = len(burst)

@@ -95,6 +95,19 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid`` (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_s() -> float:
+    return time.process_time()
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -259,8 +272,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
         api_sends = [http_send(c) for c in connections]
         await saturate(api_sends, 200)  # warm-up (JIT-free Python, but pools and caches)
+        server_cpu, client_cpu = process_cpu_s(proc.pid), own_cpu_s()
         accepted, seconds = await saturate(api_sends, args.burst)
+        server_cpu = process_cpu_s(proc.pid) - server_cpu
+        client_cpu = own_cpu_s() - client_cpu
+        paced_cpu = process_cpu_s(proc.pid)
         latencies = await paced(api_sends, args.rate, args.seconds, offset=args.burst)
+        paced_cpu = process_cpu_s(proc.pid) - paced_cpu
         api_total = 200 + accepted + len(latencies)
         published = await count_published(kafka, prefix + "orders.commands", api_total)
 
@@ -322,6 +340,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "paced_rate": args.rate,
         "paced_accepted": len(latencies),
         "refused": len(rejected),
+        "server_cpu_us_per_post": round(server_cpu / max(accepted, 1) * 1e6, 1),
+        "client_cpu_us_per_post": round(client_cpu / max(accepted, 1) * 1e6, 1),
+        "server_cpu_share_at_rate": round(paced_cpu / args.seconds, 3),
         "accepted_total": api_total,
         "published": published,
         "connections": args.connections,

@@ -112,6 +112,12 @@ class NotifierSettings(BaseSettings):
         default=200, ge=1, le=5000, validation_alias=_env("NOTIFIER_COMMAND_BATCH")
     )
     """Most commands written in one transaction (concurrent requests share it)."""
+    relay_linger_ms: float = Field(
+        default=5.0, ge=0, le=1000, validation_alias=_env("NOTIFIER_RELAY_LINGER_MS")
+    )
+    """How long the outbox relay waits after a commit before it publishes, so that the
+    commits of that moment share one Kafka transaction (0: at once). The 202 does not
+    wait for it; only the command's arrival on ``orders.commands`` does."""
     opex_timeout_s: float = Field(
         default=2.0, gt=0, le=60, validation_alias=_env("NOTIFIER_OPEX_TIMEOUT")
     )

@@ -14,52 +14,74 @@ until the first commits), so nothing is staged and the stored 202 body is return
 a 422 when the request differs. A crash before the commit leaves nothing; after it, the
 relay publishes.
 
-Concurrent submissions share one transaction (group commit): while one batch is being
-written the next ones queue, so the cost of a commit is spread over every request that
-arrived meanwhile. A failed batch is retried when the failure is transient; every
-row's command id is fixed, so a retry after an ambiguous commit finds its own rows and
-answers as if it had inserted them.
+Concurrent submissions share one transaction (group commit, `GroupCommit`): while one
+batch is being written the next ones queue, so the cost of a commit is spread over every
+request that arrived meanwhile. A batch is one SQL statement in autocommit mode (claim
+and stage as data-modifying CTEs: one round trip, one transaction) on a connection the
+write path keeps. A failed batch is retried when the failure is transient; every row's
+command id is fixed, so a retry after an ambiguous commit finds its own rows and answers
+as if it had inserted them. A batch that still fails answers each of its requests with
+the error (503 ``unavailable`` for a database error), and nothing of it was written.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
+import orjson
 import structlog
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.notifier.domain.refusals import Refusal, RefusalCode
 from services.notifier.domain.trading import Intent, KnownOrder, KnownPosition
+from shared.contracts import partition_key
 from shared.db import Database, is_transient_db_error
-from shared.messaging import stage
+from shared.messaging._outbox import message_headers
 
-__all__ = ["Accepted", "CommandStore"]
+__all__ = ["Accepted", "CommandStore", "GroupCommit"]
 
 log = structlog.get_logger(__name__)
 
-_CLAIM = text(
+# One statement, so one transaction and one round trip (run in autocommit mode): claim
+# each command's row (its command id, and its Idempotency-Key if any; in user and key
+# order, so that two batches in flight lock the key index in the same order and cannot
+# deadlock) and stage the
+# envelopes of the rows it claimed in the outbox, exactly as `shared.messaging.stage`
+# does (the same columns, headers and partition key, the payloads concatenated in one
+# bytea parameter and cut out by offset; an integration test compares both).
+_ACCEPT = text(
     """
-    INSERT INTO commands (command_id, user_id, operation, client_order_id, symbol,
-                          idempotency_key, fingerprint, response)
-    SELECT c, u, op, coid, sym, ik, fp, resp
-    FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x(
-        n int, c uuid, u text, op text, coid text, sym text, ik text, fp text, resp jsonb)
-    ORDER BY n
-    ON CONFLICT DO NOTHING
-    RETURNING command_id
+    WITH input AS (
+        SELECT * FROM json_to_recordset(CAST(:rows AS json)) AS x(
+            n int, c uuid, u text, op text, coid text, sym text, ik text, fp text,
+            resp json, tp text, k text, hd json, st int, sz int)
+    ), claimed AS (
+        INSERT INTO commands (command_id, user_id, operation, client_order_id, symbol,
+                              idempotency_key, fingerprint, response)
+        SELECT c, u, op, coid, sym, ik, fp, CAST(resp AS jsonb) FROM input ORDER BY u, ik, n
+        ON CONFLICT DO NOTHING
+        RETURNING command_id
+    ), staged AS (
+        INSERT INTO outbox (message_id, topic, key, payload, headers)
+        SELECT i.c, i.tp, convert_to(i.k, 'UTF8'),
+               substring(CAST(:payloads AS bytea) FROM i.st + 1 FOR i.sz), CAST(i.hd AS jsonb)
+        FROM input i JOIN claimed ON claimed.command_id = i.c
+        ORDER BY i.n
+    )
+    SELECT command_id FROM claimed
     """
 )
 _EXISTING = text(
     """
     SELECT x.n, cm.command_id, cm.fingerprint, cm.response
-    FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x(n int, c uuid, u text, ik text)
+    FROM json_to_recordset(CAST(:rows AS json)) AS x(n int, c uuid, u text, ik text)
     JOIN commands cm
       ON cm.command_id = x.c OR (cm.user_id = x.u AND cm.idempotency_key = x.ik)
     """
@@ -97,11 +119,91 @@ class Accepted:
     replayed: bool = False
 
 
-@dataclass(slots=True)
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class GroupCommit(Generic[T, R]):
+    """Requests that arrive together share one flush (group commit).
+
+    `submit` queues an item and waits for its outcome. A flush takes every queued item
+    (at most ``max_batch``) and hands them to ``flush``, which answers one outcome per
+    item, in order: a result, or an exception for that item alone (a refusal). At most
+    ``concurrency`` flushes run at once; items queued while they run form the next
+    batch, which starts as soon as a flush finishes: no timer, so a lone request is
+    written at once and a crowd shares a commit. With ``concurrency`` 2 a request that
+    arrives during a flush does not wait for it to end (the database merges the two
+    commits' WAL flushes). Each caller is answered only after the flush that carried
+    its item returned (its transaction committed). If ``flush`` raises, every item of
+    that batch gets the error (nothing of the batch was written: the flush is one
+    transaction) and the next batch goes on.
+    """
+
+    def __init__(
+        self,
+        flush: Callable[[list[T]], Awaitable[Sequence[R | Exception]]],
+        *,
+        max_batch: int = 200,
+        concurrency: int = 1,
+        name: str = "group-commit",
+    ) -> None:
+        if max_batch < 1 or concurrency < 1:
+            raise ValueError("max_batch and concurrency must be at least 1")
+        self._flush = flush
+        self._max_batch = max_batch
+        self._concurrency = concurrency
+        self._name = name
+        self._queue: list[tuple[T, asyncio.Future[R]]] = []
+        self._writers: set[asyncio.Task[None]] = set()
+
+    def __len__(self) -> int:
+        """Items waiting for a flush (not counting the batches being flushed)."""
+        return len(self._queue)
+
+    async def submit(self, item: T) -> R:
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, future))
+        if len(self._writers) < self._concurrency:
+            writer = asyncio.create_task(self._drain(), name=self._name)
+            self._writers.add(writer)
+            writer.add_done_callback(self._writers.discard)
+        return await future
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch = self._queue[: self._max_batch]
+            del self._queue[: self._max_batch]
+            try:
+                outcomes = await self._flush([item for item, _ in batch])
+                if len(outcomes) != len(batch):
+                    raise RuntimeError(f"{len(outcomes)} outcomes for {len(batch)} items")
+            except Exception as error:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            except BaseException:  # cancelled (shutdown): nobody is left hanging
+                for _, future in batch + self._queue:
+                    future.cancel()
+                raise
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if future.done():
+                    continue  # the caller went away (its request was cancelled)
+                if isinstance(outcome, Exception):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
+
+    async def aclose(self, timeout: float = 5.0) -> None:
+        """Wait for the queued batches to be written (shutdown)."""
+        if self._writers:
+            await asyncio.wait(list(self._writers), timeout=timeout)
+
+
+@dataclass(frozen=True, slots=True)
 class _Pending:
     intent: Intent
     key: str | None
-    future: asyncio.Future[Accepted]
 
 
 class CommandStore:
@@ -115,53 +217,39 @@ class CommandStore:
         topic_prefix: str = "",
         on_commit: Callable[[], None] = lambda: None,
         max_batch: int = 200,
+        concurrency: int = 2,
         attempts: int = 3,
     ) -> None:
         self.db = db
         self._prefix = topic_prefix
         self._on_commit = on_commit
-        self._max_batch = max_batch
         self._attempts = attempts
-        self._queue: list[_Pending] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._batches: GroupCommit[_Pending, Accepted] = GroupCommit(
+            self._write_with_retries,
+            max_batch=max_batch,
+            concurrency=concurrency,
+            name="notifier-commands",
+        )
+        self._idle: list[AsyncConnection] = []
 
     # ------------------------------------------------------------------- writes
 
     async def submit(self, intent: Intent, idempotency_key: str | None = None) -> Accepted:
         """Store ``intent`` and its outbox row (one transaction shared with concurrent
         submissions); `Refusal` 422 when the key was used for another request."""
-        future: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(intent, idempotency_key, future))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._drain(), name="notifier-commands")
-        return await future
+        return await self._batches.submit(_Pending(intent, idempotency_key))
 
-    async def _drain(self) -> None:
-        while self._queue:
-            batch = self._queue[: self._max_batch]
-            del self._queue[: self._max_batch]
-            try:
-                results = await self._write_with_retries(batch)
-            except Exception as error:
-                for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(error)
-                continue
-            for pending, result in zip(batch, results, strict=True):
-                if pending.future.done():
-                    continue
-                if isinstance(result, Refusal):
-                    pending.future.set_exception(result)
-                else:
-                    pending.future.set_result(result)
-
-    async def _write_with_retries(self, batch: list[_Pending]) -> list[Accepted | Refusal]:
+    async def _write_with_retries(self, batch: list[_Pending]) -> list[Accepted | Exception]:
         attempt = 0
         while True:
             attempt += 1
+            conn: AsyncConnection | None = None
             try:
-                results = await self._write(batch)
+                conn = await self._connection()
+                results = await self._write(conn, batch)
             except Exception as error:
+                if conn is not None:
+                    await self._drop(conn)
                 if attempt < self._attempts and is_transient_db_error(error):
                     delay = random.uniform(0, 0.02 * 2**attempt)
                     log.warning(
@@ -174,40 +262,71 @@ class CommandStore:
                     continue
                 log.error("commands_write_failed", batch=len(batch), error=type(error).__name__)
                 raise
+            self._idle.append(conn)
             self._on_commit()
             return results
 
-    async def _write(self, batch: Sequence[_Pending]) -> list[Accepted | Refusal]:
-        rows = [
-            {
-                "n": n,
-                "c": p.intent.command_id,
-                "u": p.intent.user_id,
-                "op": p.intent.operation,
-                "coid": p.intent.client_order_id,
-                "sym": p.intent.symbol,
-                "ik": p.key,
-                "fp": p.intent.fingerprint,
-                "resp": p.intent.response,
-            }
-            for n, p in enumerate(batch)
-        ]
-        async with self.db.transaction() as session:
-            claimed = {
-                str(row[0])
-                for row in await session.execute(
-                    _CLAIM, {"rows": json.dumps(rows, separators=(",", ":"))}
-                )
-            }
-            fresh = [p for p in batch if p.intent.command_id in claimed]
-            await stage(
-                session,
-                [(p.intent.envelope, None, p.intent.payload) for p in fresh],
-                topic_prefix=self._prefix,
+    async def _connection(self) -> AsyncConnection:
+        """A connection the write path keeps (no pool checkout, no pre-ping per batch;
+        one per concurrent flush), in autocommit mode: `_ACCEPT` is one statement, so
+        one transaction."""
+        while self._idle:
+            conn = self._idle.pop()
+            if not conn.closed:
+                return conn
+        conn = await self.db.engine.connect()
+        return await conn.execution_options(isolation_level="AUTOCOMMIT")
+
+    @staticmethod
+    async def _drop(conn: AsyncConnection) -> None:
+        with contextlib.suppress(Exception):
+            await conn.invalidate()
+        with contextlib.suppress(Exception):
+            await conn.close()
+
+    def _rows(self, batch: Sequence[_Pending]) -> tuple[bytes, bytes]:
+        """`_ACCEPT`'s parameters: one JSON row per command, and the payloads."""
+        rows: list[dict[str, Any]] = []
+        payloads: list[bytes] = []
+        start = 0
+        prefix = self._prefix
+        for n, pending in enumerate(batch):
+            intent = pending.intent
+            envelope = intent.envelope
+            payload = intent.payload
+            rows.append(
+                {
+                    "n": n,
+                    "c": intent.command_id,
+                    "u": intent.user_id,
+                    "op": intent.operation,
+                    "coid": intent.client_order_id,
+                    "sym": intent.symbol,
+                    "ik": pending.key,
+                    "fp": intent.fingerprint,
+                    "resp": intent.response,
+                    "tp": prefix + envelope.topic,
+                    "k": partition_key(envelope).decode(),
+                    "hd": message_headers(envelope),
+                    "st": start,
+                    "sz": len(payload),
+                }
             )
-            others = [row for row in rows if row["c"] not in claimed]
-            existing = await self._existing(session, others) if others else {}
-        results: list[Accepted | Refusal] = []
+            payloads.append(payload)
+            start += len(payload)
+        return orjson.dumps(rows), b"".join(payloads)
+
+    async def _write(
+        self, conn: AsyncConnection, batch: Sequence[_Pending]
+    ) -> list[Accepted | Exception]:
+        rows, payloads = self._rows(batch)
+        claimed = {
+            str(row[0])
+            for row in await conn.execute(_ACCEPT, {"rows": rows.decode(), "payloads": payloads})
+        }
+        others = [(n, p) for n, p in enumerate(batch) if p.intent.command_id not in claimed]
+        existing = await self._existing(conn, others) if others else {}
+        results: list[Accepted | Exception] = []
         for n, pending in enumerate(batch):
             if pending.intent.command_id in claimed:
                 results.append(Accepted(pending.intent.response))
@@ -215,14 +334,21 @@ class CommandStore:
                 results.append(self._replay(pending, existing.get(n)))
         return results
 
+    @staticmethod
     async def _existing(
-        self, session: AsyncSession, rows: list[dict[str, Any]]
+        conn: AsyncConnection, others: list[tuple[int, _Pending]]
     ) -> dict[int, tuple[str, str, dict[str, Any]]]:
-        wanted = [{"n": r["n"], "c": r["c"], "u": r["u"], "ik": r["ik"]} for r in rows]
-        own = {int(r["n"]): str(r["c"]) for r in rows}
+        """The stored rows the unclaimed commands collided with (their own, after an
+        ambiguous commit, or the first request with the same key). Read after the
+        insert committed, so a concurrent first request is visible."""
+        wanted = [
+            {"n": n, "c": p.intent.command_id, "u": p.intent.user_id, "ik": p.key}
+            for n, p in others
+        ]
+        own = {n: p.intent.command_id for n, p in others}
         found: dict[int, tuple[str, str, dict[str, Any]]] = {}
-        for n, command_id, fingerprint, response in await session.execute(
-            _EXISTING, {"rows": json.dumps(wanted, separators=(",", ":"))}
+        for n, command_id, fingerprint, response in await conn.execute(
+            _EXISTING, {"rows": orjson.dumps(wanted).decode()}
         ):
             # the row of this very command (an earlier attempt committed) wins
             if n not in found or str(command_id) == own[n]:
@@ -256,9 +382,12 @@ class CommandStore:
         return int(getattr(result, "rowcount", 0) or 0)
 
     async def aclose(self) -> None:
-        """Wait for the batch being written (shutdown)."""
-        if self._writer is not None and not self._writer.done():
-            await asyncio.wait([self._writer], timeout=5)
+        """Wait for the batches being written, then give the connection back."""
+        await self._batches.aclose()
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            with contextlib.suppress(Exception):
+                await conn.close()
 
     # -------------------------------------------------------------------- reads
 

@@ -6,8 +6,8 @@
   with static membership, ``read_committed``. Batches go through a two-stage
   `Pipeline`: decoding batch N+1 overlaps the database round trip of batch N, while
   recording, pushing and committing offsets stay strictly in batch order. A batch's
-  offsets are committed (explicitly, that batch's offsets only) after its transaction
-  and its push.
+  offsets are committed (explicitly, never beyond that batch) after its transaction
+  and its push; the batches recorded while a commit is in flight share the next one.
 - tickers: ``market.tickers`` without a consumer group, from the latest offset: only
   the current price matters, nothing is committed.
 """
@@ -23,7 +23,6 @@ from typing import Any
 import structlog
 from aiokafka.structs import TopicPartition
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
 
 from services.notifier import metrics
@@ -46,10 +45,14 @@ USER_TOPICS = (ORDERS_EVENTS, POSITIONS_EVENTS, ACCOUNTS_EVENTS)
 Offsets = dict[TopicPartition, int]
 
 
-async def _raw_only(_message: Any) -> None:
-    """The decoder of both subscribers: the handlers read the raw records themselves
-    (`shared.contracts.decode`), so FastStream's JSON decoding of every body would be
-    wasted work, and a second parser of the same untrusted bytes."""
+async def _raw_batch(message: Any) -> tuple[tuple[Any, ...], Any]:
+    """The decoder of both subscribers: the batch's raw records and its aiokafka consumer
+    (explicit offsets, seeks), which the handlers take as their body. The handlers read
+    the records themselves (`shared.contracts.decode`), so FastStream's JSON decoding of
+    every body would be wasted work, and a second parser of the same untrusted bytes;
+    and a handler asking for the message through ``Context`` would have it looked up in
+    a worker thread, one thread hop per batch."""
+    return _records(message), message.consumer
 
 
 def _records(message: Any) -> tuple[Any, ...]:
@@ -80,6 +83,7 @@ class Pipeline:
         self._handler = handler
         self._tail: asyncio.Task[None] | None = None
         self._committing: asyncio.Task[None] | None = None
+        self._waiting: tuple[Callable[[Offsets], Awaitable[Any]], Offsets] | None = None
         self.generation = 0
 
     async def submit(
@@ -122,17 +126,39 @@ class Pipeline:
                 log.warning("rewind_failed", error=f"{type(error).__name__}: {error}"[:300])
             return
         # the offset commit (a broker round trip) overlaps the next batch's transaction;
-        # commits still go out one after the other, in batch order
-        self._committing = asyncio.create_task(self._commit(self._committing, commit, after))
+        # commits go out one after the other, in batch order, and the batches recorded
+        # while one is in flight share the next (each partition's latest offset)
+        waiting = self._waiting
+        if waiting is not None and waiting[0] == commit:
+            self._waiting = (commit, {**waiting[1], **after})
+        elif self._committing is None or self._committing.done():
+            self._committing = asyncio.create_task(self._commit(commit, after))
+        elif waiting is None:
+            self._waiting = (commit, after)
+            self._committing = asyncio.create_task(self._commit_waiting(self._committing))
+        else:  # another consumer's offsets wait already (never the case in practice)
+            self._committing = asyncio.create_task(
+                self._commit_after(self._committing, commit, after)
+            )
 
-    @staticmethod
-    async def _commit(
-        previous: asyncio.Task[None] | None,
+    async def _commit_waiting(self, previous: asyncio.Task[None]) -> None:
+        """After ``previous``: one commit of every batch recorded meanwhile."""
+        await previous
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            await self._commit(*waiting)
+
+    async def _commit_after(
+        self,
+        previous: asyncio.Task[None],
         commit: Callable[[Offsets], Awaitable[Any]],
         after: Offsets,
     ) -> None:
-        if previous is not None:
-            await previous
+        await previous
+        await self._commit(commit, after)
+
+    @staticmethod
+    async def _commit(commit: Callable[[Offsets], Awaitable[Any]], after: Offsets) -> None:
         try:
             await commit(after)
         except Exception as error:  # e.g. partitions revoked: the next owner redelivers
@@ -201,15 +227,15 @@ def subscribe(
         session_timeout_ms=10_000,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.MANUAL,
-        decoder=_raw_only,
+        decoder=_raw_batch,
         isolation_level="read_committed",
         max_records=settings.batch_max_records,
         batch_timeout_ms=settings.batch_timeout_ms,
         fetch_max_wait_ms=20,  # a committed transaction does not end a waiting fetch
     )
-    async def on_user_events(msg: KafkaMessage) -> None:
-        consumer: Any = msg.consumer  # the aiokafka consumer (explicit offsets, seek)
-        await batches.consume(_records(msg), consumer)
+    async def on_user_events(batch: Any) -> None:
+        records, consumer = batch
+        await batches.consume(records, consumer)
 
     @broker.subscriber(
         prefix + MARKET_TICKERS,
@@ -217,13 +243,13 @@ def subscribe(
         group_id=None,
         auto_offset_reset="latest",
         ack_policy=AckPolicy.ACK_FIRST,
-        decoder=_raw_only,
+        decoder=_raw_batch,
         isolation_level="read_committed",
         max_records=1000,
         batch_timeout_ms=settings.batch_timeout_ms,
         fetch_max_wait_ms=20,  # a committed transaction does not end a waiting fetch
     )
-    async def on_tickers(msg: KafkaMessage) -> None:
-        tickers.handle([Delivery.from_record(record) for record in _records(msg)])
+    async def on_tickers(batch: Any) -> None:
+        tickers.handle([Delivery.from_record(record) for record in batch[0]])
 
     return batches.pipeline

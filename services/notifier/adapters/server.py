@@ -15,10 +15,16 @@ a log filter that keeps tokens out of uvicorn's lines.
   accepted (memory per idle connection);
 - an optional fixed ``SO_SNDBUF`` per client socket (``NOTIFIER_SOCKET_SEND_BUFFER``),
   which bounds what the kernel holds for a client that stopped reading.
+
+`NotifierHttpProtocol` is uvicorn's httptools protocol whose requests write through a
+`CorkedTransport`: uvicorn writes a response's head and its body separately, each
+write a system call (on loopback, one that also delivers the data to the reader), so
+the writes of one event-loop turn are joined into one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import socket
@@ -27,6 +33,7 @@ from asyncio import BaseTransport
 from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.exceptions import InvalidState
@@ -37,6 +44,8 @@ from services.notifier.adapters.websocket import FORCE_CLOSE
 from services.notifier.config import NotifierSettings
 
 __all__ = [
+    "CorkedTransport",
+    "NotifierHttpProtocol",
     "NotifierWebSocketProtocol",
     "TokenFilter",
     "install_token_filter",
@@ -64,6 +73,69 @@ def text_frame(text: str) -> bytes:
     if length < 65536:
         return _HEAD_MEDIUM.pack(_FIN_TEXT, 126, length) + payload
     return _HEAD_LONG.pack(_FIN_TEXT, 127, length) + payload
+
+
+class CorkedTransport:
+    """A transport whose writes of one event-loop turn reach the socket as one write,
+    at the end of that turn (in order; a close writes what is pending first). Anything
+    else is the wrapped transport's."""
+
+    __slots__ = ("_buffer", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._buffer: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._buffer:
+            self._loop.call_soon(self.flush)
+        self._buffer.append(data)
+
+    def flush(self) -> None:
+        """Write what is pending now."""
+        if self._buffer:
+            data = b"".join(self._buffer)
+            self._buffer.clear()
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class NotifierHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, each request's response written through a
+    `CorkedTransport` (head and body in one system call). The protocol's own writes
+    (a 400 for a malformed request, the WebSocket upgrade) use the real transport,
+    after anything still pending."""
+
+    _corked: CorkedTransport | None = None
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle.transport is self.transport:  # created just now
+            if self._corked is None:
+                self._corked = CorkedTransport(self.transport, self.loop)
+            cycle.transport = self._corked  # type: ignore[assignment]
+
+    def send_400_response(self, msg: str) -> None:
+        if self._corked is not None:
+            self._corked.flush()
+        super().send_400_response(msg)
+
+    def handle_websocket_upgrade(self) -> None:
+        if self._corked is not None:
+            self._corked.flush()
+        super().handle_websocket_upgrade()
 
 
 class NotifierWebSocketProtocol(WebSocketsSansIOProtocol):
@@ -168,6 +240,7 @@ def uvicorn_config(
         app,
         host=settings.host,
         port=settings.port if port is None else port,
+        http=NotifierHttpProtocol,
         ws=protocol,
         ws_max_size=max(64 * 1024, settings.max_frame_bytes * 4),
         ws_per_message_deflate=False,

@@ -8,6 +8,7 @@ idempotent acceptance), `adapters.market.MarketData` and `adapters.readiness.Rea
 
 from typing import Annotated, Any, Protocol
 
+import orjson
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -135,12 +136,26 @@ def _accepted(result: Accepted) -> JSONResponse:
 
 async def accept_place_order(
     commands: CommandWriter, user: Identity, key: str | None, body: bytes
-) -> JSONResponse:
+) -> Accepted:
     """``POST /api/trading/orders`` once the caller is known: the one implementation
     behind both `PlaceOrderEndpoint` and the FastAPI route that documents it."""
     key = check_idempotency_key(key)
     intent = place_order(user.user_id, parse_body(body))
-    return _accepted(await commands.submit(intent, key))
+    return await commands.submit(intent, key)
+
+
+_JSON = (b"content-type", b"application/json")
+_REPLAYED = (b"idempotent-replayed", b"true")
+
+
+async def _send_accepted(send: Send, result: Accepted) -> None:
+    """The 202 as `_accepted`'s `JSONResponse` sends it (the same headers and compact
+    JSON), without building a response object."""
+    body = orjson.dumps(result.response)
+    length = (b"content-length", str(len(body)).encode())
+    headers = [_REPLAYED, length, _JSON] if result.replayed else [length, _JSON]
+    await send({"type": "http.response.start", "status": 202, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 class _Disconnected(Exception):
@@ -189,12 +204,13 @@ class PlaceOrderEndpoint:
         try:
             user = await authenticate(self._verifier, bearer_token(authorization))
             body = await _read_body(receive)
-            response = await accept_place_order(self._commands, user, key, body)
+            result = await accept_place_order(self._commands, user, key, body)
         except _Disconnected:
             return
         except Exception as error:
-            response = error_response(error)
-        await response(scope, receive, send)
+            await error_response(error)(scope, receive, send)
+            return
+        await _send_accepted(send, result)
 
 
 def trading_router(
@@ -224,7 +240,7 @@ def trading_router(
     )
     async def place(request: Request, user: User, key: IdempotencyKey = None) -> JSONResponse:
         """Place an order: validated by the suite's contracts, published as PlaceOrder."""
-        return await accept_place_order(commands, user, key, await request.body())
+        return _accepted(await accept_place_order(commands, user, key, await request.body()))
 
     @router.delete(
         "/api/trading/orders/{order_id}",

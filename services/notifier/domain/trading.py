@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 from uuid import uuid4
 
+import orjson
 from pydantic import ValidationError
 
 from services.notifier.domain.refusals import Refusal, RefusalCode, from_invalid_message
@@ -157,8 +158,20 @@ def _validated(model: type[C], data: dict[str, Any]) -> C:
 
 
 def _fingerprint(operation: str, target: object) -> str:
-    text = json.dumps([operation, target], sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+    """SHA-256 of ``json.dumps([operation, target], sort_keys=True, separators=(",",
+    ":"), default=str)``, rendered by orjson when that is the same text (ASCII only:
+    json.dumps escapes the rest), so a key's fingerprint never changes with the
+    renderer."""
+    text: bytes | None
+    try:
+        text = orjson.dumps([operation, target], option=orjson.OPT_SORT_KEYS, default=str)
+    except orjson.JSONEncodeError:  # e.g. an integer beyond 64 bits
+        text = None
+    if text is None or not text.isascii():
+        text = json.dumps(
+            [operation, target], sort_keys=True, separators=(",", ":"), default=str
+        ).encode()
+    return hashlib.sha256(text).hexdigest()
 
 
 def _amount(value: Decimal | None) -> str | None:

@@ -1,5 +1,6 @@
-"""The two-stage pipeline: stage 2 in batch order, offsets committed per batch after
-it, and a failed batch rewinds the consumer and drops the batches behind it."""
+"""The two-stage pipeline: stage 2 in batch order, offsets committed after each batch's
+stage 2 (the batches recorded while a commit is in flight share the next one), and a
+failed batch rewinds the consumer and drops the batches behind it."""
 
 from __future__ import annotations
 
@@ -64,6 +65,30 @@ async def test_pipeline_when_batches_flow_then_in_order_each_committed_after_its
     await pipeline.drain()
     assert handler.done == [0.0, 1.0, 2.0, 3.0, 4.0]
     assert commits == [{TP: n + 1} for n in range(5)]
+
+
+async def test_pipeline_when_a_commit_is_slow_then_batches_behind_it_share_the_next() -> None:
+    handler = Handler(delay=0)
+    pipeline = Pipeline(handler)  # type: ignore[arg-type]
+    release = asyncio.Event()
+    commits: list[tuple[Offsets, int]] = []
+    other = TopicPartition("t.orders.events", 1)
+
+    async def commit(offsets: Offsets) -> None:
+        commits.append((offsets, len(handler.done)))
+        await release.wait()
+
+    for n in range(4):
+        after = {TP: n + 1} if n != 2 else {TP: n + 1, other: 7}
+        await pipeline.submit(
+            Prepared(float(n)), pipeline.generation, commit, lambda _: None, ({TP: n}, after)
+        )
+    for _ in range(5):
+        await asyncio.sleep(0)
+    release.set()
+    await pipeline.drain()
+    # the first commit alone, then one for the three batches recorded while it waited
+    assert commits == [({TP: 1}, 1), ({TP: 4, other: 7}, 4)]
 
 
 async def test_pipeline_when_a_batch_fails_then_rewound_and_later_batches_dropped() -> None:

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import asyncio
 import logging
+from typing import Any, cast
 
 import pytest
 from websockets.frames import Frame, Opcode
 
 from services.notifier.adapters.server import (
+    CorkedTransport,
+    NotifierHttpProtocol,
     NotifierWebSocketProtocol,
     TokenFilter,
     install_token_filter,
@@ -55,3 +59,52 @@ def test_text_frame_when_any_length_then_what_websockets_writes(length: int) -> 
     text = "é" * (length // 2) + "a" * (length % 2)
     expected = Frame(Opcode.TEXT, text.encode()).serialize(mask=False, extensions=[])
     assert text_frame(text) == expected
+
+
+class Transport:
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def get_extra_info(self, name: str) -> str:
+        return f"info:{name}"
+
+
+async def test_corked_transport_when_writes_in_one_turn_then_one_write_in_order() -> None:
+    raw = Transport()
+    corked = CorkedTransport(cast(Any, raw), asyncio.get_running_loop())
+    corked.write(b"HTTP/1.1 202 Accepted\r\n\r\n")
+    corked.write(b"{}")
+    assert raw.writes == []
+    await asyncio.sleep(0)
+    assert raw.writes == [b"HTTP/1.1 202 Accepted\r\n\r\n{}"]
+    corked.write(b"next")
+    await asyncio.sleep(0)
+    assert raw.writes[1:] == [b"next"]
+    assert corked.get_extra_info("peername") == "info:peername"
+
+
+async def test_corked_transport_when_closed_then_pending_written_first_and_later_dropped() -> None:
+    raw = Transport()
+    corked = CorkedTransport(cast(Any, raw), asyncio.get_running_loop())
+    corked.write(b"last")
+    corked.close()
+    assert raw.writes == [b"last"]
+    assert corked.is_closing()
+    corked.write(b"too late")
+    await asyncio.sleep(0)
+    assert raw.writes == [b"last"]
+
+
+def test_uvicorn_config_when_built_then_corked_http_protocol() -> None:
+    config = uvicorn_config(object(), NotifierSettings())
+    assert config.http is NotifierHttpProtocol

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import hashlib
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -9,6 +11,7 @@ from services.notifier.domain.refusals import Refusal
 from services.notifier.domain.trading import (
     KnownOrder,
     KnownPosition,
+    _fingerprint,
     cancel_order,
     check_idempotency_key,
     close_position,
@@ -121,3 +124,17 @@ def test_close_position_when_unknown_flat_or_open() -> None:
     assert part.envelope.data_as(ClosePosition).quantity == Decimal(1)
     bad = refusal(close_position, "42", "p-1", held, {"quantity": "-1"})
     assert (bad.status, bad.field) == (422, "quantity")
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        {"b": "1", "a": None, "c": True, "n": 3, "nested": {"z": "0.5", "y": ["x", 1]}},
+        {"order": "é-ünïcode"},
+        {"position": "BTC_USDT", "quantity": None, "client_order_id": "c-1"},
+        {"big": 2**70},
+    ],
+)
+def test_fingerprint_when_any_target_then_sha256_of_the_sorted_json_dumps(target: object) -> None:
+    text = json.dumps(["op", target], sort_keys=True, separators=(",", ":"), default=str)
+    assert _fingerprint("op", target) == hashlib.sha256(text.encode()).hexdigest()
