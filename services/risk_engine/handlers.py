@@ -10,6 +10,7 @@ the engine's state is a single in-memory object.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,6 +65,8 @@ class _Batch:
     outgoing: list[tuple[Envelope[Any], bytes | None]] = field(default_factory=list)
     journal: list[store.JournalRow] = field(default_factory=list)
     tickers: dict[str, bytes] = field(default_factory=dict)
+    decided: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """Decisions by (outcome, reason), counted into the metric once per batch."""
 
 
 class RiskService:
@@ -117,6 +120,8 @@ class RiskService:
                 await self._control(tx.session, batch)
             for envelope in envelopes:
                 self._dispatch(envelope, batch)
+            for (outcome, reason), n in batch.decided.items():
+                self._count(outcome, reason, n)
             await store.append_journal(tx.session, batch.journal)
             await store.save_tickers(tx.session, batch.tickers)
             for out, encoded in batch.outgoing:
@@ -220,7 +225,7 @@ class RiskService:
         if isinstance(command, CancelOrder):
             cancel = self.engine.decide_cancel(user_id, command)
             outcome = "cancel_passed" if isinstance(cancel, CancelPassed) else "cancel_refused"
-            self._count(outcome, "")
+            batch.decided[outcome, ""] += 1
             self._emit(envelope, user_id, cancel.to_message(), batch)
             return
         decision: PlaceDecision
@@ -229,22 +234,22 @@ class RiskService:
         else:
             decision = self.engine.decide_place(user_id, command)
         if isinstance(decision, Approved):
-            self._count("approved", "")
+            batch.decided["approved", ""] += 1
             self._dirty_balances.add(user_id)
         else:
-            self._count("rejected", str(decision.code))
+            batch.decided["rejected", str(decision.code)] += 1
         self._emit(envelope, user_id, decision.to_message(), batch)
         for out in decision.events:
             self._emit(envelope, out.user_id, out.message, batch)
 
-    def _count(self, outcome: str, reason: str) -> None:
-        """One more decision (the labelled counters are looked up once)."""
+    def _count(self, outcome: str, reason: str, n: int) -> None:
+        """``n`` more decisions (the labelled counters are looked up once)."""
         counter = self._decided.get((outcome, reason))
         if counter is None:
             counter = self._decided[outcome, reason] = DECISIONS.labels(
                 outcome=outcome, reason=reason
             )
-        counter.inc()
+        counter.inc(n)
 
     def _emit(
         self,

@@ -8,7 +8,10 @@ are the data's; a user id, well formed, exactly when the data carries no routing
 and builds it with ``model_construct``; anything that does not pass takes the validated
 path, which raises the contract's error. Message ids are random (version 4) UUIDs as
 `uuid.uuid4` makes them, from ``os.urandom`` read a block at a time rather than 16
-bytes per id.
+bytes per id, and set the way ``UUID(bytes=..., version=4)`` sets them without its
+argument checks. Envelopes (and the data `OrderApproved` the engine builds from
+validated parts) are made with `shared.contracts.trusted`, ``model_construct`` without
+its per-field alias lookups.
 """
 
 from __future__ import annotations
@@ -17,14 +20,18 @@ import os
 import re
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, SafeUUID
 
-from shared.contracts import Envelope, Message, caused_by, new_message
+from shared.contracts import Envelope, Message, caused_by, new_message, trusted
 
 __all__ = ["Envelopes"]
 
 _USER_ID = re.compile(r"[\x21-\x7e]{1,64}")  # shared.contracts' UserId
 _ID_BYTES = 16
+# What UUID(bytes=..., version=4) does to the 128 random bits: RFC 4122 variant, version 4.
+_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
+_SET = (0x8000 << 48) | (4 << 76)
+_set = object.__setattr__
 
 
 class Envelopes:
@@ -40,7 +47,10 @@ class Envelopes:
             self._pool = os.urandom(self._block)
             at = 0
         self._at = at + _ID_BYTES
-        return UUID(bytes=self._pool[at : at + _ID_BYTES], version=4)
+        uid = object.__new__(UUID)
+        _set(uid, "int", int.from_bytes(self._pool[at : at + _ID_BYTES]) & _CLEAR | _SET)
+        _set(uid, "is_safe", SafeUUID.unknown)
+        return uid
 
     def make(
         self, parent: Envelope[Any] | None, message: Message, user_id: str | None
@@ -58,13 +68,16 @@ class Envelopes:
                 return new_message(message, user_id=user_id, message_id=message_id)
             return caused_by(parent, message, user_id=user_id, message_id=message_id)
         now = datetime.now(UTC)
-        return Envelope.model_construct(
-            id=message_id,
-            type=message.TYPE,
-            version=message.VERSION,
-            occurred_at=now.replace(microsecond=now.microsecond // 1000 * 1000),
-            correlation_id=message_id if parent is None else parent.correlation_id,
-            causation_id=None if parent is None else parent.id,
-            user_id=user_id,
-            data=message,
+        return trusted(
+            Envelope,
+            {
+                "id": message_id,
+                "type": message.TYPE,
+                "version": message.VERSION,
+                "occurred_at": now.replace(microsecond=now.microsecond // 1000 * 1000),
+                "correlation_id": message_id if parent is None else parent.correlation_id,
+                "causation_id": None if parent is None else parent.id,
+                "user_id": user_id,
+                "data": message,
+            },
         )

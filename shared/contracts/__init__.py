@@ -17,6 +17,7 @@ See ARCHITECTURE.md (Topics, Messages, Bad input) for the contract this implemen
 from shared.contracts._base import Command, Event, MarketEvent, Message
 from shared.contracts._codec import MAX_MESSAGE_SIZE, decode, encode
 from shared.contracts._commands import CancelOrder, ClosePosition, PlaceOrder
+from shared.contracts._construct import trusted
 from shared.contracts._enums import (
     BalanceSource,
     Liquidity,
@@ -189,4 +190,5 @@ __all__ = [
     "partition_key",
     "registry",
     "split_symbol",
+    "trusted",
 ]

@@ -124,6 +124,19 @@ def parse_amount(value: object) -> Decimal:
     The result is canonical: no exponent above zero, no trailing fractional zeros, and
     zero is ``Decimal(0)`` (never ``-0`` or ``0E-8``).
     """
+    if type(value) is str and _CANONICAL_AMOUNT.fullmatch(value):
+        number = Decimal(value)  # canonical already: what the general path returns
+        return number if number else _ZERO
+    return _parse_any_amount(value)
+
+
+# A string the general path would return as Decimal(string): an integer below 10**15
+# without leading zeros, or a fraction of at most 18 decimals without trailing zeros.
+# Most amounts on the wire are written so (`format_decimal` of a parsed amount is).
+_CANONICAL_AMOUNT = re.compile(r"-?(?:0|[1-9][0-9]{0,14})(?:\.[0-9]{0,17}[1-9])?", re.ASCII)
+
+
+def _parse_any_amount(value: object) -> Decimal:
     number = _to_decimal(value)
     if not number:
         return _ZERO

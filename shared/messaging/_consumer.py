@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import json
 import random
 import time
 from collections import Counter
@@ -11,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+import orjson
 import structlog
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -247,7 +247,7 @@ class Consumer:
             inserted = await session.execute(
                 INBOX_CLAIM,
                 {
-                    "rows": json.dumps(
+                    "rows": orjson.dumps(
                         [
                             {
                                 "consumer": self.name,
@@ -258,7 +258,7 @@ class Consumer:
                             }
                             for message_id, d in claim.items()
                         ]
-                    )
+                    ).decode()
                 },
             )
             fresh = {row[0] for row in inserted}

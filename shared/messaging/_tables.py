@@ -53,7 +53,7 @@ def create_messaging_tables(bind: Connection) -> None:
 
 
 # Bulk statements: one round trip and one cached statement per batch, whatever its size.
-# Rows travel as one JSON document (json.dumps is C; psycopg's text arrays escape each
+# Rows travel as one JSON document (orjson.dumps; psycopg's text arrays escape each
 # element with a regex, and SQLAlchemy's multi-VALUES inserts compile anew per size).
 # Payloads and keys are UTF-8 (encoded envelopes, user ids, symbols).
 INBOX_CLAIM = text(

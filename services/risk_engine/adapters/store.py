@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Any
 
+import orjson
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -52,7 +52,9 @@ async def append_journal(session: AsyncSession, rows: Sequence[JournalRow]) -> N
             )
             start += size
         payloads = b"".join(r.payload for r in rows)
-        await session.execute(_APPEND, {"rows": json.dumps(document), "payloads": payloads})
+        await session.execute(
+            _APPEND, {"rows": orjson.dumps(document).decode(), "payloads": payloads}
+        )
 
 
 async def read_journal(db: Database, *, chunk: int = 5000) -> AsyncIterator[JournalRow]:

@@ -30,6 +30,7 @@ from shared.contracts import (
     PlaceOrder,
     RejectSource,
     Reservation,
+    trusted,
 )
 
 from .amounts import to_wire_ceiling
@@ -70,7 +71,7 @@ class Approved(NamedTuple):
         """OrderApproved; the reservation rounded up to the 18 decimals a message has."""
         reservation = Reservation(asset=self.asset, amount=to_wire_ceiling(self.amount))
         # both fields are validated models: nothing is left to validate
-        return OrderApproved.model_construct(command=self.command, reservation=reservation)
+        return trusted(OrderApproved, {"command": self.command, "reservation": reservation})
 
 
 class Rejected(NamedTuple):

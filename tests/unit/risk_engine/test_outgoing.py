@@ -100,3 +100,19 @@ def test_new_id_when_many_then_distinct_random_version_4() -> None:
 
     assert len(set(ids)) == 1000
     assert all(isinstance(i, UUID) and i.version == 4 for i in ids)
+
+
+def test_new_id_when_many_then_random_version_4_uuids_as_uuid_makes_them() -> None:
+    envelopes = Envelopes(block=8)
+    ids = [envelopes.new_id() for _ in range(100)]
+
+    assert len(set(ids)) == 100
+    for made in ids:
+        reference = UUID(bytes=made.bytes, version=4)
+        assert made == reference
+        assert (made.version, made.variant) == (4, reference.variant)
+        assert (str(made), hash(made), made.is_safe) == (
+            str(reference),
+            hash(reference),
+            reference.is_safe,
+        )

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
+from uuid import UUID
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -43,3 +44,59 @@ def test_relay_partition_when_keyed_then_the_same_as_the_default_partitioner() -
         for key in (b"42", b"bench-user-7", b"BTC_USDT", "ü-ß".encode(), b"x" * 100):
             expected = partitioner(key, partitions, partitions)
             assert partitions[_key_hash(key) % count] == expected
+
+
+def test_relay_name_when_topics_are_prefixed_then_the_prefix_is_part_of_it() -> None:
+    from shared.messaging._outbox import relay_name
+
+    assert relay_name("risk_engine", "0") == "risk_engine-outbox-0"
+    assert relay_name("risk_engine", "0", "suite-a.") == "suite-a.risk_engine-outbox-0"
+    assert relay_name("risk_engine", "0", "suite-a.") != relay_name("risk_engine", "0", "suite-b.")
+
+
+def test_relay_when_topics_are_prefixed_then_its_transactional_id_and_group_carry_it() -> None:
+    from shared.messaging import KafkaSettings, OutboxRelay
+
+    relays = [
+        OutboxRelay(
+            SimpleNamespace(),  # type: ignore[arg-type]  # the database is not touched
+            KafkaSettings(),
+            service="risk_engine",
+            instance="0",
+            topic_prefix=prefix,
+        )
+        for prefix in ("suite-a.", "suite-b.", "")
+    ]
+    names = [relay._name for relay in relays]
+    assert names == [
+        "suite-a.risk_engine-outbox-0",
+        "suite-b.risk_engine-outbox-0",
+        "risk_engine-outbox-0",
+    ]
+
+
+@given(st.uuids(), st.uuids(), st.booleans())
+def test_message_headers_when_any_ids_then_as_the_tracing_module_writes_them(
+    message_id: UUID, correlation_id: UUID, zero_span: bool
+) -> None:
+    from shared.contracts import PlaceOrder, new_message
+    from shared.contracts.testing import example
+    from shared.messaging._outbox import message_headers
+    from shared.observability.tracing import traceparent_for
+
+    if zero_span:  # a message id whose first 64 bits are zero: not a valid span id
+        message_id = UUID(int=message_id.int & (2**64 - 1))
+    envelope = new_message(
+        example(PlaceOrder), user_id="42", message_id=message_id, correlation_id=correlation_id
+    )
+
+    headers = message_headers(envelope)
+
+    assert headers == {
+        "content-type": "application/json",
+        "x-message-type": "PlaceOrder",
+        "x-message-id": str(message_id),
+        "x-correlation-id": str(correlation_id),
+        "traceparent": traceparent_for(correlation_id, message_id),
+        "x-user-id": "42",
+    }
