@@ -159,7 +159,7 @@ class NotifierSettings(BaseSettings):
     @property
     def outbox_instance(self) -> str:
         """Names the outbox relay's Kafka transactional id
-        (``notifier-outbox-<instance>``): unique per running instance."""
+        (``<topic prefix>notifier-outbox-<instance>``): unique per running instance."""
         return self.instance_id or "0"
 
     @property
