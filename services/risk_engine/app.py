@@ -12,7 +12,6 @@ from typing import Any
 
 import structlog
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
 from starlette.applications import Starlette
 
@@ -170,14 +169,17 @@ def build(
 
     health.add("kafka", kafka_ok)
 
-    async def keep_raw(_msg: Any) -> None:
-        """The handler reads the records themselves (``msg.raw_message``) and decodes
-        them with the contracts' codec: skip FastStream's JSON decoding of each body."""
+    async def keep_raw(message: Any) -> tuple[tuple[Any, ...], Any]:
+        """The handler's body: the batch's raw records (decoded by the contracts' codec,
+        not by FastStream's JSON decoding of each body) and the aiokafka consumer. A
+        handler asking for the message through FastStream's ``Context`` would have it
+        looked up in a worker thread, one thread hop per batch."""
+        raw = message.raw_message
+        return (raw if isinstance(raw, tuple) else (raw,)), message.consumer
 
-    async def on_records(msg: KafkaMessage) -> None:
-        raw = msg.raw_message
-        records = raw if isinstance(raw, tuple) else (raw,)
-        record_lag(SERVICE, msg.consumer, records)
+    async def on_records(batch: Any) -> None:
+        records, kafka_consumer = batch
+        record_lag(SERVICE, kafka_consumer, records)
         await consumer.process_batch(
             [Delivery.from_record(record) for record in records], service.handle_batch
         )
