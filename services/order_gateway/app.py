@@ -120,7 +120,14 @@ def build(
     prefix = settings.topic_prefix
     db = Database.from_settings(database, settings.schema_name)
     broker = create_broker(kafka, service=SERVICE)
-    relay = OutboxRelay(db, kafka, service=SERVICE, instance=settings.instance, topic_prefix=prefix)
+    relay = OutboxRelay(
+        db,
+        kafka,
+        service=SERVICE,
+        instance=settings.instance,
+        topic_prefix=prefix,
+        poll_interval=settings.outbox_poll_ms / 1000,
+    )
     client = OpexClient(opex or OpexSettings())
     credentials = CredentialStore(
         db, box or SecretBox.from_settings(), schema=settings.credentials_schema
@@ -141,6 +148,8 @@ def build(
         market_data_interval_ms=settings.market_data_interval_ms,
         instruments_interval_ms=settings.instruments_interval_ms,
         publish_market_data=settings.publish_market_data,
+        market_heartbeat_ms=settings.market_heartbeat_ms,
+        listing_margin_ms=settings.listing_margin_ms,
     )
     consumer = Consumer(
         name=SERVICE,
@@ -215,24 +224,24 @@ def build(
         prefix + MARKET_TICKERS,
         batch=True,
         max_records=settings.batch_size,
-        batch_timeout_ms=settings.batch_timeout_ms,
+        batch_timeout_ms=settings.market_batch_timeout_ms,
         group_id=f"{settings.group_id}-market-{settings.instance}",
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         isolation_level="read_committed",
-        fetch_max_wait_ms=settings.fetch_wait_ms,
+        fetch_max_wait_ms=settings.market_fetch_wait_ms,
         title="order_gateway: instruments and tickers (best prices, stop triggers)",
     )(on_market)
     broker.subscriber(
         prefix + USERS_EVENTS,
         batch=True,
         max_records=settings.batch_size,
-        batch_timeout_ms=settings.batch_timeout_ms,
+        batch_timeout_ms=settings.side_batch_timeout_ms,
         group_id=None,  # no commits: every start reads who is provisioned from the start
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.ACK_FIRST,
         isolation_level="read_committed",
-        fetch_max_wait_ms=settings.fetch_wait_ms,
+        fetch_max_wait_ms=settings.side_fetch_wait_ms,
         title="order_gateway: provisioned users (balances to publish)",
     )(on_users)
     return gateway_app

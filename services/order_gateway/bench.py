@@ -17,6 +17,11 @@ limit buys with distinct terms) to ``orders.approved`` and reads ``orders.events
    (``ORDER_GATEWAY_PLACE_CONCURRENCY``), no Kafka, no database, no correlation:
    ``direct_ms_per_order`` against ``gateway_ms_per_order`` (both wall time per order).
 
+The gateway's own CPU (user + system, from ``/proc/<pid>/stat``) is measured too: idle
+for ``IDLE_S`` seconds right after it is healthy (no order yet: ``idle_cpu_pct`` of one
+core), during the flood (``gateway_cpu_ms_per_order``), and idle again after the paced
+run with every order resting (``resting_idle_cpu_pct``).
+
 Printed and written to ``.bench/order_gateway.json``.
 """
 
@@ -66,6 +71,7 @@ FLOOD = 3_000
 PACED = 2_500
 PACED_RATE = 500.0
 CONCURRENCY = 32
+IDLE_S = 20.0
 ADMIN_KEY = "bench-admin-key"
 ADMIN_SECRET = "bench-admin-secret"
 
@@ -95,6 +101,36 @@ class Run:
             return 0.0
         span = max(self.accepted_at.values()) - min(self.sent_at.values())
         return len(self.accepted_at) / span if span > 0 else 0.0
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _idle_cpu_pct(pid: int, seconds: float) -> float:
+    """Percent of one core that ``pid`` used over ``seconds`` of wall time."""
+    before, started = _cpu_s(pid), time.perf_counter()
+    await asyncio.sleep(seconds)
+    return 100 * (_cpu_s(pid) - before) / (time.perf_counter() - started)
+
+
+async def _opex_calls(gateway_port: int) -> dict[str, tuple[float, float]]:
+    """The gateway's OPEX requests so far, per call: (count, total seconds)."""
+    async with httpx.AsyncClient(timeout=5) as http:
+        body = (await http.get(f"http://127.0.0.1:{gateway_port}/metrics")).text
+    out: dict[str, tuple[float, float]] = {}
+    for line in body.splitlines():
+        for suffix, index in (("_count{", 0), ("_sum{", 1)):
+            head = "opexbridge_gateway_opex_request_seconds" + suffix
+            if line.startswith(head):
+                call = line.split('call="', 1)[1].split('"', 1)[0]
+                value = float(line.rsplit(" ", 1)[1])
+                pair = list(out.get(call, (0.0, 0.0)))
+                pair[index] = value
+                out[call] = (pair[0], pair[1])
+    return out
 
 
 def _free_port() -> int:
@@ -352,6 +388,8 @@ async def main() -> dict[str, Any]:
             )
             children.append(gateway)
             await _wait_healthy(f"http://127.0.0.1:{gateway_port}/health", gateway, "gateway")
+            await asyncio.sleep(2.0)  # start-up work (reconcile, first reads) settles
+            idle_pct = await _idle_cpu_pct(gateway.pid, IDLE_S)
             user_ids = [u[0] for u in users]
             orders = Orders()
             warm, flood, paced = Run(), Run(), Run()
@@ -368,9 +406,17 @@ async def main() -> dict[str, Any]:
                 await _drive(producer, topic, warm, user_ids, orders, WARM, None)
                 if len(warm.accepted_at) < WARM:
                     raise RuntimeError(f"warm-up: {len(warm.accepted_at)}/{WARM} accepted")
+                flood_cpu = _cpu_s(gateway.pid)
+                sandbox_cpu = _cpu_s(sandbox.pid)
+                calls_before = await _opex_calls(gateway_port)
                 await _drive(producer, topic, flood, user_ids, orders, FLOOD, None)
+                flood_cpu = _cpu_s(gateway.pid) - flood_cpu
+                sandbox_cpu = _cpu_s(sandbox.pid) - sandbox_cpu
+                calls_after = await _opex_calls(gateway_port)
                 await asyncio.sleep(1.0)
                 await _drive(producer, topic, paced, user_ids, orders, PACED, PACED_RATE)
+                await asyncio.sleep(2.0)
+                resting_pct = await _idle_cpu_pct(gateway.pid, IDLE_S)
             finally:
                 stop.set()
                 await collector
@@ -414,6 +460,23 @@ async def main() -> dict[str, Any]:
         "direct_ms_per_order": round(direct_ms, 3),
         "direct_orders_per_s": round(direct_per_s, 1),
         "ratio_to_direct": round(gateway_ms / direct_ms, 2),
+        "gateway_cpu_ms_per_order": round(1000 * flood_cpu / max(1, len(flood.accepted_at)), 3),
+        "sandbox_cpu_ms_per_order": round(1000 * sandbox_cpu / max(1, len(flood.accepted_at)), 3),
+        "opex_calls_in_flood": {
+            call: {
+                "per_order": round((n - calls_before.get(call, (0.0, 0.0))[0]) / FLOOD, 3),
+                "mean_ms": round(
+                    1000
+                    * (total - calls_before.get(call, (0.0, 0.0))[1])
+                    / max(1.0, n - calls_before.get(call, (0.0, 0.0))[0]),
+                    2,
+                ),
+            }
+            for call, (n, total) in sorted(calls_after.items())
+        },
+        "idle_cpu_pct": round(idle_pct, 2),
+        "resting_idle_cpu_pct": round(resting_pct, 2),
+        "resting_orders": WARM + FLOOD + PACED,
         "sandbox_listing_delay_ms": 5,
         "users": USERS,
         "load_average": [round(x, 2) for x in os.getloadavg()],

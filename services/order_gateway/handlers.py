@@ -144,6 +144,9 @@ class _Poll:
     trades: list[ListedTrade] = field(default_factory=list)
     started_ms: int = 0
     complete: bool = True
+    start_ms: int = 0
+    """The listing's window start (``allOrders`` startTime): only a read whose window
+    starts ``clock_skew_ms`` before an in-flight order's request can prove it absent."""
 
 
 def _log_odd(outcome: Outcome, user_id: str) -> None:
@@ -165,6 +168,13 @@ def _signature(order: GatewayOrder) -> tuple[Any, ...]:
         len(order.seen_trade_ids),
         order.cancel_requested,
     )
+
+
+@functools.cache
+def _child(metric: Any, *labels: str) -> Any:
+    """``metric.labels(*labels)``, looked up once: the hot path counts every request and
+    event, and prometheus_client's lookup takes a lock and builds a key each time."""
+    return metric.labels(*labels)
 
 
 async def _wait(event: asyncio.Event, timeout_s: float) -> None:
@@ -198,6 +208,9 @@ class GatewayService:
         market_data_interval_ms: int = 1_000,
         instruments_interval_ms: int = 60_000,
         publish_market_data: bool = True,
+        market_heartbeat_ms: int = 3_000,
+        listing_margin_ms: int = 250,
+        lookahead: int | None = None,
     ) -> None:
         self.config = config
         self.db = db
@@ -228,6 +241,12 @@ class GatewayService:
         here, and at most ``place_concurrency`` of them, so an intent's request time is
         the time its request really leaves."""
         self._cancel_slots = asyncio.Semaphore(place_concurrency)
+        self._place_slots = asyncio.Semaphore(place_concurrency)
+        self.lookahead = place_concurrency if lookahead is None else lookahead
+        """Intents committed ahead of a free send slot (in `_sending`, so never given up
+        before they leave): a slot that frees sends at once instead of waiting for the
+        next intent's commit."""
+        self._trials: set[str] = set()
         self._poll_slots = asyncio.Semaphore(poll_concurrency)
         # orders waiting to be submitted: client order id -> not before (epoch ms)
         self._to_submit: dict[str, int] = {}
@@ -261,6 +280,26 @@ class GatewayService:
         self._last_poll_at: dict[str, int] = {}
         self.min_poll_gap_ms = min_poll_gap_ms
         self.last_error: str | None = None
+        self.listing_margin_ms = listing_margin_ms
+        self.credentials_ttl_s = 30.0
+        self._creds: dict[str, tuple[float, OpexCredentials | None]] = {}
+        """user -> (when read, monotonic s; what was read)."""
+        self._creds_reading: dict[str, asyncio.Future[OpexCredentials | None]] = {}
+        self._offset_low: int | None = None
+        """A lower bound on OPEX's clock minus ours (ms), learnt from listings: whatever
+        a read lists was stamped by OPEX before the read ended. So OPEX stamps an order
+        no earlier than (our request time + this), and a listing window that starts
+        there (less ``listing_margin_ms``) finds it without re-reading the whole
+        ``clock_skew_ms`` of the user's orders every time."""
+        self._offset_at = 0
+        self._pending_reads: list[tuple[str, Sequence[_Poll], asyncio.Future[bool]]] = []
+        """Listing reads waiting to be applied: whoever takes the lock next applies every
+        one of them, and the placement results waiting, in one transaction."""
+        self._balances_wake = asyncio.Event()
+        self.market_heartbeat_ms = market_heartbeat_ms
+        self._tickers_sent: dict[str, tuple[tuple[Any, ...], int]] = {}
+        """symbol -> (prices and volume last published, when): an unchanged ticker is
+        published again only every ``market_heartbeat_ms`` (fresh for its readers)."""
 
     # ================================================================== state
 
@@ -287,6 +326,8 @@ class GatewayService:
                 self._to_cancel[tracked.client_order_id] = now
         for user in self.book.users_with_open_orders():
             self.schedule_poll(user, now)
+        self._submit_wake.set()  # the loops sleep until there is work: wake them
+        self._cancel_wake.set()
         self._gauges(force=True)
 
     async def _reload(self, why: str) -> None:
@@ -313,7 +354,7 @@ class GatewayService:
     def _envelopes(self, tracked: Tracked, events: Iterable[Event]) -> list[Envelope[Any]]:
         out: list[Envelope[Any]] = []
         for event in events:
-            EVENTS.labels(type=type(event).__name__).inc()
+            _child(EVENTS, type(event).__name__).inc()
             if isinstance(event, OrderAccepted):
                 arrived = self._arrived_at.pop(tracked.client_order_id, None)
                 if arrived is not None:
@@ -381,7 +422,7 @@ class GatewayService:
             user = envelope.user_id or ""
             if isinstance(data, OrderApproved):
                 cid = data.command.client_order_id
-                if cid in self.book or any(t.client_order_id == cid for t in new):
+                if cid in self.book:  # held already, or earlier in this batch (added below)
                     ANOMALIES.inc()
                     log.warning("duplicate_approval", client_order_id=cid, user_id=user)
                     continue
@@ -503,10 +544,10 @@ class GatewayService:
             begun: list[Tracked] = []
             changed: list[Tracked] = []
             outgoing: list[Envelope[Any]] = []
-            next_due = now + 1_000
+            next_due = now + 60_000  # nothing queued: sleep until woken
             in_flight_by_user: dict[str, list[GatewayOrder]] = {}
             for cid, due in list(self._to_submit.items()):
-                if len(begun) + len(self._sending) >= self.place_concurrency:
+                if len(begun) + len(self._sending) >= self.place_concurrency + self.lookahead:
                     next_due = now + 5  # every slot is busy: woken when one frees
                     break
                 if due > now:
@@ -582,6 +623,7 @@ class GatewayService:
         others += in_flight_by_user.get(order.user_id, [])
         if not may_submit(others, fingerprint, order.client_order_id):
             return now + 20  # an identical order is in flight: wait for its correlation
+        closed = self.breaker.state.value == "closed"
         if not self.breaker.allow():
             return now + max(100, self.breaker.retry_in_ms())
         wait = self.throttle.try_acquire(self.config.order_surface, order.user_id, now)
@@ -591,6 +633,8 @@ class GatewayService:
         step = order.begin_submit(price, tif, now)
         if step.anomalies:
             return step
+        if not closed:
+            self._trials.add(order.client_order_id)  # the half-open breaker's one trial
         return None
 
     def _spawn(self, work: Awaitable[Any]) -> None:
@@ -599,11 +643,35 @@ class GatewayService:
         task.add_done_callback(self._tasks.discard)
 
     async def _credentials(self, user_id: str) -> OpexCredentials | None:
+        """The user's credentials: the last ones read while younger than
+        ``credentials_ttl_s`` (the store's own cache time), else read once for every
+        caller waiting: under load dozens of requests of one user would otherwise miss
+        the store's cache together and each read and decrypt the secret. An auth error
+        forgets them (`_forget_credentials`)."""
+        now = time.monotonic()
+        hit = self._creds.get(user_id)
+        if hit is not None and now - hit[0] < self.credentials_ttl_s:
+            return hit[1]
+        reading = self._creds_reading.get(user_id)
+        if reading is None:
+            reading = asyncio.ensure_future(self._read_credentials(user_id))
+            self._creds_reading[user_id] = reading
+            reading.add_done_callback(lambda _: self._creds_reading.pop(user_id, None))
+        return await asyncio.shield(reading)
+
+    async def _read_credentials(self, user_id: str) -> OpexCredentials | None:
         try:
-            return await self.credentials.get(user_id)
+            self.credentials.invalidate(user_id)  # this cache replaces the store's
+            creds = await self.credentials.get(user_id)
         except Exception as error:  # unreadable secret, database down: not sent
             log.warning("credentials_unavailable", user_id=user_id, error=type(error).__name__)
             return None
+        self._creds[user_id] = (time.monotonic(), creds)
+        return creds
+
+    def _forget_credentials(self, user_id: str) -> None:
+        self._creds.pop(user_id, None)
+        self.credentials.invalidate(user_id)
 
     async def _place(self, tracked: Tracked) -> None:
         order = tracked.order
@@ -614,9 +682,19 @@ class GatewayService:
             else None
         )
         try:
-            with use_trace(trace), span("order_gateway place_order", trace, symbol=order.symbol):
-                result = await self._send_place(tracked)
+            async with self._place_slots:  # its intent is committed: wait for a slot
+                if cid not in self._trials and self.breaker.state.value != "closed":
+                    # the breaker opened while it waited: it surely did not leave
+                    wait = max(100, self.breaker.retry_in_ms())
+                    result = _Result(cid, "not_sent", retry_after_ms=wait)
+                else:
+                    with (
+                        use_trace(trace),
+                        span("order_gateway place_order", trace, symbol=order.symbol),
+                    ):
+                        result = await self._send_place(tracked)
         finally:
+            self._trials.discard(cid)
             tracked.request_done_ms = self.clock()
             if tracked.slot_ms is not None:
                 # OPEX counts a request when it arrives, at the latest when it ended:
@@ -631,7 +709,7 @@ class GatewayService:
                 tracked.slot_ms = None
             self._sending.discard(cid)
             self._submit_wake.set()
-        PLACEMENTS.labels(outcome=result.kind).inc()
+        _child(PLACEMENTS, result.kind).inc()
         self._results.append(result)
         self._results_wake.set()
 
@@ -669,7 +747,7 @@ class GatewayService:
             return _Result(cid, "ambiguous")
         except OpexRefused as error:
             if isinstance(error, OpexAuthError):
-                self.credentials.invalidate(order.user_id)
+                self._forget_credentials(order.user_id)
             return _Result(cid, "refused", code=error.code, message=error.opex_message or "")
         except asyncio.CancelledError:
             raise  # in flight: resolved from OPEX's listings after the restart
@@ -683,24 +761,24 @@ class GatewayService:
         try:
             value = await work
         except OpexRateLimited:
-            OPEX_REQUESTS.labels(call=call, outcome="rate_limited").inc()
+            _child(OPEX_REQUESTS, call, "rate_limited").inc()
             raise
         except OpexRefused:
             self.breaker.record_success()
-            OPEX_REQUESTS.labels(call=call, outcome="refused").inc()
+            _child(OPEX_REQUESTS, call, "refused").inc()
             raise
         except OpexAmbiguous:
             self.breaker.record_failure()
-            OPEX_REQUESTS.labels(call=call, outcome="ambiguous").inc()
+            _child(OPEX_REQUESTS, call, "ambiguous").inc()
             raise
         except OpexUnavailable:
             self.breaker.record_failure()
-            OPEX_REQUESTS.labels(call=call, outcome="unavailable").inc()
+            _child(OPEX_REQUESTS, call, "unavailable").inc()
             raise
         finally:
-            OPEX_SECONDS.labels(call=call).observe(time.perf_counter() - started)
+            _child(OPEX_SECONDS, call).observe(time.perf_counter() - started)
         self.breaker.record_success()
-        OPEX_REQUESTS.labels(call=call, outcome="ok").inc()
+        _child(OPEX_REQUESTS, call, "ok").inc()
         return value
 
     async def results_forever(self) -> None:
@@ -710,56 +788,97 @@ class GatewayService:
             await self.apply_results()
 
     async def apply_results(self) -> None:
-        """Apply every placement result waiting, in one transaction."""
-        if not self._results:
+        """Apply every placement result waiting (and every listing read waiting), in
+        one transaction."""
+        if not self._results and not self._pending_reads:
             return
         async with self.lock:
-            results, self._results = self._results, []
-            now = self.clock()
-            changed: list[Tracked] = []
-            outgoing: list[Envelope[Any]] = []
-            polls: set[str] = set()
-            for result in results:
-                tracked = self.book.get(result.client_order_id)
-                if tracked is None:
-                    continue
-                order = tracked.order
-                surface = self.config.order_surface
-                if result.kind in ("sent", "ambiguous"):
-                    self.throttle.on_success(surface, order.user_id)
-                    outcome = order.on_submit_sent()
-                    polls.add(order.user_id)
-                    self._pending_since.pop(order.client_order_id, None)
-                elif result.kind == "refused":
-                    self.throttle.on_success(surface, order.user_id)
-                    outcome = order.on_submit_refused(result.code, result.message)
+            await self._apply_pending()
+
+    async def _apply_pending(self) -> None:
+        """Placement results, then listing reads, of every order waiting, in one
+        transaction (the caller holds the lock). After a failed write (or a bug while
+        applying) the book is reloaded: memory never runs ahead of the table."""
+        results, self._results = self._results, []
+        reads, self._pending_reads = self._pending_reads, []
+        if not results and not reads:
+            return
+        now = self.clock()
+        changed: dict[str, Tracked] = {}
+        outgoing: list[Envelope[Any]] = []
+        polls: set[str] = set()
+        ok = False
+        try:
+            try:
+                self._apply_results(results, now, changed, outgoing, polls)
+                for user, user_reads, _ in reads:
+                    for read in user_reads:
+                        self._apply_read(user, read, now, changed, outgoing)
+            except Exception as error:  # a bug: never leave memory ahead of the table
+                self.last_error = f"apply: {type(error).__name__}: {error}"[:300]
+                log.exception("gateway_apply_failed")
+                await self._reload("apply failed")
+            else:
+                ok = await self._commit(list(changed.values()), outgoing, "results and polls")
+        finally:
+            for _, _, done in reads:
+                if not done.done():
+                    done.set_result(ok)
+        if ok:
+            for user in polls:
+                self._fast_step[user] = 0
+                self.schedule_poll(user, now + self.fast_poll_ms[0])
+        for user, _, _ in reads:
+            if ok:
+                self._next_poll(user, now)
+            else:
+                self.schedule_poll(user, now + 100)
+        self._cancel_wake.set()
+        self._submit_wake.set()
+
+    def _apply_results(
+        self,
+        results: Sequence[_Result],
+        now: int,
+        changed: dict[str, Tracked],
+        outgoing: list[Envelope[Any]],
+        polls: set[str],
+    ) -> None:
+        for result in results:
+            tracked = self.book.get(result.client_order_id)
+            if tracked is None:
+                continue
+            order = tracked.order
+            surface = self.config.order_surface
+            if result.kind in ("sent", "ambiguous"):
+                self.throttle.on_success(surface, order.user_id)
+                outcome = order.on_submit_sent()
+                polls.add(order.user_id)
+                self._pending_since.pop(order.client_order_id, None)
+            elif result.kind == "refused":
+                self.throttle.on_success(surface, order.user_id)
+                outcome = order.on_submit_refused(result.code, result.message)
+                self._pending_since.pop(order.client_order_id, None)
+            else:
+                outcome = order.on_submit_not_sent()
+                retry_at = now + result.retry_after_ms
+                if result.kind == "rate_limited":
+                    retry_at = self.throttle.on_rate_limited(
+                        surface, order.user_id, now, result.retry_after_ms / 1000
+                    )
+                since = self._pending_since.get(order.client_order_id, order.created_at_ms)
+                if now - since >= self.config.failed_after_ms:
+                    reason = result.reason_code or RejectReason.EXCHANGE_UNAVAILABLE
+                    outcome = outcome + order.fail(
+                        reason,
+                        f"not placed within {self.config.failed_after_ms} ms ({result.kind})",
+                    )
                     self._pending_since.pop(order.client_order_id, None)
                 else:
-                    outcome = order.on_submit_not_sent()
-                    retry_at = now + result.retry_after_ms
-                    if result.kind == "rate_limited":
-                        retry_at = self.throttle.on_rate_limited(
-                            surface, order.user_id, now, result.retry_after_ms / 1000
-                        )
-                    since = self._pending_since.get(order.client_order_id, order.created_at_ms)
-                    if now - since >= self.config.failed_after_ms:
-                        reason = result.reason_code or RejectReason.EXCHANGE_UNAVAILABLE
-                        outcome = outcome + order.fail(
-                            reason,
-                            f"not placed within {self.config.failed_after_ms} ms ({result.kind})",
-                        )
-                        self._pending_since.pop(order.client_order_id, None)
-                    else:
-                        self._to_submit[order.client_order_id] = retry_at
-                outgoing.extend(self._note(tracked, outcome))
-                self.book.touch(tracked, now)
-                changed.append(tracked)
-            if not await self._commit(changed, outgoing, "placement results"):
-                return
-        for user in polls:
-            self._fast_step[user] = 0
-            self.schedule_poll(user, now + self.fast_poll_ms[0])
-        self._submit_wake.set()
+                    self._to_submit[order.client_order_id] = retry_at
+            outgoing.extend(self._note(tracked, outcome))
+            self.book.touch(tracked, now)
+            changed[tracked.client_order_id] = tracked
 
     # ================================================================ polling
 
@@ -778,7 +897,7 @@ class GatewayService:
     async def poll_forever(self) -> None:
         while True:
             now = self.clock()
-            next_due = now + 1_000
+            next_due = now + 60_000  # nobody due: sleep until `schedule_poll` wakes us
             for user, due in list(self._poll_due.items()):
                 if user in self._polling:
                     continue
@@ -827,7 +946,8 @@ class GatewayService:
 
     async def poll_user(self, user_id: str) -> None:
         """Read the user's orders (and trades when OPEX executed more than we saw) for
-        every symbol with open orders, then apply them in one transaction."""
+        every symbol with open orders, as far back as each needs (`_read`), then apply
+        them (with whatever else is waiting) in one transaction."""
         now = self.clock()
         open_orders = [t for t in self.book.open_of(user_id) if t.order.submitted_at_ms is not None]
         if not open_orders:
@@ -846,29 +966,98 @@ class GatewayService:
         reads: list[_Poll] = []
         try:
             for symbol, items in sorted(by_symbol.items()):
-                reads.append(await self._read(creds, user_id, symbol, items))
+                read = await self._read(creds, user_id, symbol, items)
+                if read is not None:
+                    reads.append(read)
         except OpexError as error:
             log.info("poll_deferred", user_id=user_id, error=type(error).__name__)
             self.schedule_poll(user_id, self.clock() + self.config.poll_interval_ms)
             return
+        if not reads or (
+            not any(read.listed or read.trades for read in reads)
+            and not self.book.in_flight_by_user.get(user_id)
+        ):  # nothing due, or nothing listed and nothing in flight to give up: no change
+            self._next_poll(user_id, now)
+            return
         await self.apply_reads(user_id, reads)
+
+    def _narrow_ms(self) -> int:
+        """How far from one of our times (a request's, a cancel's) OPEX's stamp of what
+        that request did may lie, at worst: the learnt clock offset less a margin, or
+        ``-clock_skew_ms`` while nothing is learnt (never further back)."""
+        skew = self.config.clock_skew_ms
+        if self._offset_low is None:
+            return -skew
+        return max(-skew, self._offset_low - self.listing_margin_ms)
+
+    def _learn_offset(self, listed: Iterable[ListedOrder], ended_ms: int) -> None:
+        """Whatever a read listed, OPEX stamped before the read ended: stamp - end is a
+        lower bound on OPEX's clock minus ours. The highest recent one is kept (renewed
+        every minute, so a clock step is forgotten)."""
+        newest = max(
+            (o.update_time_ms if o.update_time_ms is not None else o.time_ms for o in listed),
+            default=None,
+        )
+        if newest is None:
+            return
+        sample = newest - ended_ms
+        if (
+            self._offset_low is None
+            or sample >= self._offset_low
+            or ended_ms - self._offset_at > 60_000
+        ):
+            self._offset_low, self._offset_at = sample, ended_ms
+
+    def _window_start(
+        self, user_id: str, symbol: str, items: Sequence[Tracked], now: int
+    ) -> tuple[int | None, bool]:
+        """Where a listing of ``symbol`` must start (OPEX's update time) to see what may
+        have changed, and whether it also serves as the periodic read of resting orders
+        (then it moves the user's cursor). None: nothing to read now.
+
+        - first read since (re)load: from the oldest open order, less the clock skew;
+        - an in-flight order younger than ``listing_grace_ms``: from its request time
+          plus the learnt offset (`_narrow_ms`); an older one: its request time less the
+          whole clock skew (such a read is the proof `resolve` needs to give it up);
+        - a cancel sent: from when it was sent plus the learnt offset;
+        - resting orders, every ``poll_interval_ms``: from the last such read, less the
+          listing grace (OPEX may show a change that long after it stamps it) and the
+          offset, never further back than the clock skew allows."""
+        cfg = self.config
+        skew = cfg.clock_skew_ms
+        narrow = self._narrow_ms()
+        cursor = self._cursors.get((user_id, symbol))
+        starts: list[int] = []
+        rest = cursor is None or now - cursor >= cfg.poll_interval_ms
+        if cursor is None:
+            starts.append(
+                min(t.order.submitted_at_ms or t.order.created_at_ms for t in items) - skew
+            )
+        elif rest:
+            starts.append(cursor + max(-skew, narrow - cfg.listing_grace_ms))
+        for tracked in items:
+            order = tracked.order
+            if order.is_in_flight and order.submitted_at_ms is not None:
+                sent = order.submitted_at_ms
+                young = now - sent < cfg.listing_grace_ms
+                starts.append(sent + narrow if young else sent - skew)
+            elif order.status is S.PENDING_CANCEL and tracked.cancel_sent_ms is not None:
+                starts.append(tracked.cancel_sent_ms + narrow)
+        return (min(starts) if starts else None), rest
 
     async def _read(
         self, creds: OpexCredentials, user_id: str, symbol: str, items: list[Tracked]
-    ) -> _Poll:
-        """``allOrders`` filters on update time, so after one full read of the user's
-        window only what changed since the last read (less the clock skew) is asked
-        for; in-flight orders always have their whole window covered."""
+    ) -> _Poll | None:
+        """``allOrders`` filters on update time: each read asks only for the window what
+        it looks for needs (`_window_start`); None when nothing needs a read now."""
         started = self.clock()
         skew = self.config.clock_skew_ms
         since = min(t.order.submitted_at_ms or t.order.created_at_ms for t in items)
-        cursor = self._cursors.get((user_id, symbol))
-        full = cursor is None
-        start = since - skew if cursor is None else cursor - skew
-        in_flight = [t.order.submitted_at_ms for t in items if t.order.is_in_flight]
-        if in_flight:
-            start = min(start, min(at for at in in_flight if at is not None) - skew)
-        poll = _Poll(symbol, started_ms=started)
+        full = (user_id, symbol) not in self._cursors
+        start, rest = self._window_start(user_id, symbol, items, started)
+        if start is None:
+            return None
+        poll = _Poll(symbol, started_ms=started, start_ms=start)
         seen: dict[str, ListedOrder] = {}
         end: int | None = None
         for _ in range(10):  # OPEX answers the newest updates first: page backwards
@@ -886,6 +1075,7 @@ class GatewayService:
             end = min(item.update_time_ms or item.time_ms for item in listed) + 1
         else:
             poll.complete = False
+        self._learn_offset(seen.values(), self.clock())
         bound = [t.order.opex_order_id for t in items if t.order.opex_order_id is not None]
         for opex_id in bound if full else ():
             if opex_id not in seen:
@@ -895,7 +1085,7 @@ class GatewayService:
                 )
                 seen[opex_id] = opex_map.listed_order(one)
         poll.listed = sorted(seen.values(), key=lambda o: (o.time_ms, o.order_id))
-        if poll.complete:
+        if poll.complete and rest:
             self._cursors[(user_id, symbol)] = started
         if self._wants_trades(items, poll.listed):
             trades: dict[str, ListedTrade] = {}
@@ -944,20 +1134,17 @@ class GatewayService:
                 return True
         return False
 
-    async def apply_reads(self, user_id: str, reads: Sequence[_Poll]) -> None:
-        async with self.lock:
-            now = self.clock()
-            changed: dict[str, Tracked] = {}
-            outgoing: list[Envelope[Any]] = []
-            for read in reads:
-                self._apply_read(user_id, read, now, changed, outgoing)
-            ok = await self._commit(list(changed.values()), outgoing, "poll")
-        if ok:
-            self._next_poll(user_id, now)
-            self._cancel_wake.set()
-            self._submit_wake.set()
-        else:
-            self.schedule_poll(user_id, now + 100)
+    async def apply_reads(self, user_id: str, reads: Sequence[_Poll]) -> bool:
+        """Apply one user's reads; whoever takes the lock first applies every read
+        waiting by then (and the placement results waiting) in one transaction, so under
+        load many users' polls share a commit. True when it was committed."""
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending_reads.append((user_id, reads, done))
+        if not done.done():
+            async with self.lock:
+                if not done.done():
+                    await self._apply_pending()
+        return done.result()
 
     def _apply_read(
         self,
@@ -1041,7 +1228,15 @@ class GatewayService:
             # OPEX lists an order a moment after answering, so a read proves an order
             # absent only if it started failed_after_ms after the request ENDED (for a
             # request that left at once, that is the usual deadline)
-            if read.complete and (done is None or read.started_ms >= done + cfg.failed_after_ms):
+            # and only a read whose window reaches the whole clock skew back from the
+            # request can prove the order absent (`_window_start`)
+            sent = tracked.order.submitted_at_ms
+            if (
+                read.complete
+                and sent is not None
+                and read.start_ms <= sent - cfg.clock_skew_ms
+                and (done is None or read.started_ms >= done + cfg.failed_after_ms)
+            ):
                 tracked.last_query_at_ms = read.started_ms
             verdict = resolve(
                 tracked.order,
@@ -1058,6 +1253,7 @@ class GatewayService:
         for tracked in changed.values():
             if tracked.order.filled_quantity or not tracked.order.is_open:
                 self._balances_due.add(tracked.user_id)
+                self._balances_wake.set()
 
     # ================================================================ cancels
 
@@ -1070,7 +1266,7 @@ class GatewayService:
     async def send_cancels(self) -> int:
         now = self.clock()
         due: list[Tracked] = []
-        next_due = now + 1_000
+        next_due = now + 60_000  # nothing queued: sleep until woken
         for cid, at in list(self._to_cancel.items()):
             tracked = self.book.get(cid)
             if (
@@ -1105,6 +1301,8 @@ class GatewayService:
             self._to_cancel[order.client_order_id] = now + 1_000
             return
         assert order.opex_order_id is not None
+        if tracked.cancel_sent_ms is None:
+            tracked.cancel_sent_ms = now
         try:
             async with self._cancel_slots:
                 await self._timed(
@@ -1149,10 +1347,18 @@ class GatewayService:
                 self._balances_due.add(envelope.user_id)
                 # a new account is usually funded right after: watch it closely a while
                 self._watch_until[envelope.user_id] = self.clock() + self.balances_watch_ms
+                self._balances_wake.set()
 
     async def balances_forever(self) -> None:
+        """Every ``balances_interval_ms`` while some user's balances are due or watched;
+        otherwise asleep until one is (``_balances_wake``) or the next refresh of every
+        known user (``balances_refresh_ms``)."""
         last_refresh = self.clock()
         while True:
+            if not self._balances_due and not self._watch_until:
+                self._balances_wake.clear()
+                until_refresh = last_refresh + self.balances_refresh_ms - self.clock()
+                await _wait(self._balances_wake, max(1, until_refresh) / 1000)
             await asyncio.sleep(self.balances_interval_ms / 1000)
             now = self.clock()
             for user, until in list(self._watch_until.items()):
@@ -1266,6 +1472,7 @@ class GatewayService:
         )
         bound_open = {t.order.opex_order_id for t in local if t.order.opex_order_id}
         finished_claims = self.book.claimed_ids(user_id, symbol) - bound_open
+        before = {t.client_order_id: store.to_state(t.order) for t in local}
         result = reconcile(
             user_id,
             [t.order for t in local],
@@ -1296,7 +1503,9 @@ class GatewayService:
         RECONCILED.labels(kind="event").inc(len(outgoing))
         RECONCILED.labels(kind="external").inc(len(externals))
         RECONCILED.labels(kind="unresolved").inc(len(result.unresolved))
-        await self._commit(local + externals, outgoing, "reconcile")
+        # only what reconciliation changed is written (a user may have hundreds resting)
+        changed = [t for t in local if store.to_state(t.order) != before[t.client_order_id]]
+        await self._commit(changed + externals, outgoing, "reconcile")
         return len(outgoing) + len(externals), bool(result.unresolved or result.needs_trades)
 
     # ============================================================ market data
@@ -1337,12 +1546,20 @@ class GatewayService:
         """OPEX's tickers to market.tickers (also this gateway's best prices)."""
         tickers = await self._timed("ticker_24h", self.opex.ticker_24h())
         outgoing: list[Envelope[Any]] = []
+        now = self.clock()
+        sent: dict[str, tuple[tuple[Any, ...], int]] = {}
         for item in tickers:
             if "_" not in item.symbol:
                 continue
             message = opex_map.ticker(item)
+            values = (message.last_price, message.bid_price, message.ask_price, message.volume)
+            last = self._tickers_sent.get(message.symbol)
+            if last is not None and last[0] == values and now - last[1] < self.market_heartbeat_ms:
+                continue  # unchanged and still fresh for its readers
+            sent[message.symbol] = (values, now)
             outgoing.append(new_message(message, user_id=None))
         await self._stage_market(outgoing)
+        self._tickers_sent.update(sent)  # only once staged: a failed write sends again
         return len(outgoing)
 
     async def _stage_market(self, outgoing: Sequence[Envelope[Any]]) -> None:

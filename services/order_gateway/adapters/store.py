@@ -3,12 +3,12 @@ as decimal strings) plus the columns the queries need."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import orjson
 from sqlalchemy import or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -82,7 +82,7 @@ def from_state(doc: dict[str, Any]) -> GatewayOrder:
 
 
 def _rows(items: Sequence[Tracked]) -> str:
-    return json.dumps(
+    return orjson.dumps(
         [
             {
                 "client_order_id": t.order.client_order_id,
@@ -97,7 +97,7 @@ def _rows(items: Sequence[Tracked]) -> str:
             }
             for t in items
         ]
-    )
+    ).decode()
 
 
 _INSERT_NEW = text(

@@ -38,6 +38,9 @@ class Tracked:
     request_done_ms: int | None = None
     """When this process last saw the order's placement request end; a listing read
     before that proves nothing about the order (None after a restart)."""
+    cancel_sent_ms: int | None = None
+    """When this process first sent the order's cancel (None after a restart): OPEX
+    changes the order no earlier than that, so a narrow listing window finds it."""
 
     @property
     def client_order_id(self) -> str:

@@ -289,8 +289,10 @@ class GatewayOrder:
         return Outcome()
 
     def on_submit_sent(self) -> Outcome:
-        """OPEX took the request, or may have (a timeout, a 5xx): SUBMITTED, in flight."""
-        if self.status is S.SUBMITTED:
+        """OPEX took the request, or may have (a timeout, a 5xx): SUBMITTED, in flight.
+        Nothing when a listing already correlated the order (it is listed before its
+        answer is applied): it is past SUBMITTED, not an illegal move."""
+        if self.status is S.SUBMITTED or self.opex_order_id is not None:
             return Outcome()
         return self._move(S.SUBMITTED, "request sent", lambda: self._event(OrderSubmitted))
 

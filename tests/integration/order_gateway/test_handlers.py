@@ -560,3 +560,74 @@ async def test_loop_when_cancelled_as_it_is_woken_then_it_ends(
             task.cancel()
             await asyncio.wait([task], timeout=0.5)
     assert ended, f"{loop} swallowed its cancel and kept running"
+
+
+# ------------------------------------------------------------ shared commits
+
+
+async def test_polls_when_results_and_many_users_wait_then_one_commit_applies_them(
+    make: Make, new_user: NewUser, sandbox: Sandbox
+) -> None:
+    """Placement results and the listing reads of several users waiting for the lock
+    are applied by whoever takes it first, in one transaction; every order is
+    accepted once, and memory is what the table holds."""
+    users = [await new_user() for _ in range(3)]
+    async with make() as h:
+        orders = [approved(u, price="25000", quantity="0.01") for u in users]
+        await h.approve(orders)
+        await h.service.submit_ready()
+        await h.placements_done()
+        cids = [_cid(o) for o in orders]
+        assert len(h.service._results) == 3  # answered, not applied yet
+        commits: list[int] = []
+        real = h.service._commit
+
+        async def counted(changed: Any, outgoing: Any, why: str) -> bool:
+            commits.append(len(changed))
+            return bool(await real(changed, outgoing, why))
+
+        h.service._commit = counted  # type: ignore[method-assign]
+        await asyncio.sleep(0.05)  # OPEX lists an order a moment after answering
+        async with h.service.lock:  # the polls queue up behind the lock
+            polls = [asyncio.ensure_future(h.service.poll_user(u.user_id)) for u in users]
+            await asyncio.sleep(0.5)
+        await asyncio.gather(*polls)
+        assert commits == [3]  # three results and three reads, one transaction
+        assert all(h.status(cid) is S.ACCEPTED for cid in cids)
+        await h.assert_memory_is_table()
+        events = [e.type for e in await h.events()]
+        assert sorted(events) == sorted(["OrderSubmitted", "OrderAccepted"] * 3)
+    for user in users:
+        assert len(sandbox.orders_of(user.opex_user_id)) == 1
+
+
+async def test_intents_when_every_send_slot_busy_then_committed_ahead_and_sent_in_turn(
+    make: Make, new_user: NewUser, sandbox: Sandbox
+) -> None:
+    """With one send slot and one intent of look-ahead, two intents are committed (both
+    held as sending, so never given up) but one request is out at a time; the second
+    leaves as soon as the first ends, and both are accepted."""
+    user = await new_user()
+    async with make(place_concurrency=1, lookahead=1) as h:
+        h.gate = asyncio.Event()
+        orders = [approved(user, price=str(25000 + i), quantity="0.01") for i in range(3)]
+        await h.approve(orders)
+        await h.service.submit_ready()
+        cids = [_cid(o) for o in orders]
+        await wait_for(lambda: len(h.calls) == 1, what="first request out")
+        await asyncio.sleep(0.1)
+        assert len(h.calls) == 1  # one slot
+        assert len(h.service._sending) == 2  # and one intent committed ahead
+        table = await h.table()
+        submitted = [cid for cid in cids if table[cid][0]["submitted_at_ms"] is not None]
+        assert len(submitted) == 2
+        h.gate.set()
+        h.start()
+        await wait_for(
+            lambda: all(h.status(cid) is S.ACCEPTED for cid in cids),
+            timeout=15,
+            what="all accepted",
+        )
+        await h.assert_memory_is_table()
+    assert len(h.calls) == 3
+    assert len(sandbox.orders_of(user.opex_user_id)) == 3

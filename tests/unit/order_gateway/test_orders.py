@@ -79,6 +79,18 @@ def test_on_submit_sent_when_answered_then_submitted_event() -> None:
     assert order.on_submit_sent().events == ()
 
 
+def test_on_submit_sent_when_listed_before_its_answer_then_nothing_refused() -> None:
+    """A listing may correlate the order before its placement answer is applied: the
+    answer then changes nothing and is no illegal transition."""
+    order = new_order()
+    order.begin_submit(D(100), TimeInForce.GTC, T0)
+    order.on_listed(listed("9001", time_ms=T0 + 5))
+    assert order.status is S.ACCEPTED
+    out = order.on_submit_sent()
+    assert (out.events, out.refused, out.anomalies) == ((), (), ())
+    assert order.status is S.ACCEPTED
+
+
 def test_on_submit_not_sent_when_opex_did_nothing_then_may_be_sent_again() -> None:
     order = new_order()
     order.begin_submit(D(100), TimeInForce.GTC, T0)
