@@ -165,7 +165,7 @@ class ServiceSettings(BaseSettings):
     group_id: str = Field(default="order_gateway", alias="ORDER_GATEWAY_GROUP")
     instance: str = Field(default="0", alias="ORDER_GATEWAY_INSTANCE")
     batch_size: int = Field(default=500, alias="ORDER_GATEWAY_BATCH_SIZE", ge=1, le=5000)
-    batch_timeout_ms: int = Field(default=50, alias="ORDER_GATEWAY_BATCH_TIMEOUT_MS", ge=1)
+    batch_timeout_ms: int = Field(default=10, alias="ORDER_GATEWAY_BATCH_TIMEOUT_MS", ge=1)
     """How long one poll of orders.approved waits for records. It returns as soon as any
     arrive, so this only sets how often an idle subscriber wakes (FastStream also sleeps
     this long after an empty poll: at most this much added to an order after a lull)."""
