@@ -303,7 +303,7 @@ class CommandStore:
                     "coid": intent.client_order_id,
                     "sym": intent.symbol,
                     "ik": pending.key,
-                    "fp": intent.fingerprint,
+                    "fp": intent.fingerprint if pending.key is not None else None,
                     "resp": intent.response,
                     "tp": prefix + envelope.topic,
                     "k": partition_key(envelope).decode(),

@@ -75,12 +75,19 @@ class Intent:
     payload: bytes
     client_order_id: str | None
     symbol: str
-    fingerprint: str
+    target: Callable[[], object]
+    """What the request asked for, as its fingerprint covers it (rendered on demand)."""
     response: dict[str, Any]
 
     @property
     def command_id(self) -> str:
         return str(self.envelope.id)
+
+    @property
+    def fingerprint(self) -> str:
+        """What an ``Idempotency-Key`` is bound to: computed only when asked (a request
+        without a key never needs it)."""
+        return _fingerprint(self.operation, self.target())
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +192,7 @@ def _intent(
     *,
     client_order_id: str | None,
     symbol: str,
-    target: object,
+    target: Callable[[], object],
     response: dict[str, Any],
     correlation_id: UUID | None,
 ) -> Intent:
@@ -197,7 +204,7 @@ def _intent(
         payload=encode(envelope),
         client_order_id=client_order_id,
         symbol=symbol,
-        fingerprint=_fingerprint(operation, target),
+        target=target,
         response={"command_id": str(envelope.id), **response},
     )
 
@@ -240,9 +247,12 @@ def place_order(
     given = body.get("client_order_id")
     data["client_order_id"] = given if given is not None else new_id()
     order = _validated(PlaceOrder, data)
-    target = order.model_dump(
-        mode="json", exclude=None if given is not None else {"client_order_id"}
-    )
+
+    def target() -> object:
+        return order.model_dump(
+            mode="json", exclude=None if given is not None else {"client_order_id"}
+        )
+
     return _intent(
         user_id,
         Operation.PLACE_ORDER,
@@ -299,7 +309,7 @@ def cancel_order(
         correlation_id=correlation_id,
         client_order_id=order.client_order_id,
         symbol=order.symbol,
-        target={"order": reference},
+        target=lambda: {"order": reference},
         response={
             "status": "cancel_requested",
             "id": order.client_order_id,
@@ -338,7 +348,7 @@ def close_position(
         correlation_id=correlation_id,
         client_order_id=command.client_order_id,
         symbol=position.symbol,
-        target={
+        target=lambda: {
             "position": reference,
             "quantity": _amount(command.quantity),
             "client_order_id": command.client_order_id,

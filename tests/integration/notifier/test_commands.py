@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from services.notifier.adapters.commands import CommandStore
 from services.notifier.adapters.errors import error_response
+from services.notifier.domain.refusals import Refusal, RefusalCode
 from services.notifier.domain.trading import Intent, place_order
 from shared.db import Database
 from shared.messaging import stage
@@ -109,3 +111,38 @@ async def test_submit_when_batch_fails_then_503_and_nothing_half_written(db: Dat
     finally:
         await broken.aclose()
         await good.aclose()
+
+
+async def test_fingerprint_kept_only_with_an_idempotency_key(db: Database) -> None:
+    store = CommandStore(db)
+    user = unique("user")
+    plain, keyed = order(user), order(user)
+    try:
+        await store.submit(plain)
+        await store.submit(keyed, "key-1")
+        replayed = await store.submit(order(user), "key-1")  # same request, same key
+        reused = order(user, price="46000")
+        with pytest.raises(Refusal) as refused:
+            await store.submit(reused, "key-1")  # another request, same key
+    finally:
+        await store.aclose()
+    async with db.transaction() as session:
+        rows = await session.execute(
+            text("SELECT command_id::text, fingerprint FROM commands WHERE user_id = :u"),
+            {"u": user},
+        )
+        stored: dict[str, str | None] = {str(c): f for c, f in rows.all()}
+    assert stored == {plain.command_id: None, keyed.command_id: keyed.fingerprint}
+    assert replayed.replayed
+    assert replayed.response["command_id"] == keyed.command_id
+    assert refused.value.code == RefusalCode.IDEMPOTENCY_KEY_REUSED
+    async with db.transaction() as session:
+        with pytest.raises(IntegrityError, match="commands_fingerprint_with_key"):
+            await session.execute(
+                text(
+                    "INSERT INTO commands (command_id, user_id, operation, symbol,"
+                    " idempotency_key, fingerprint, response) VALUES (gen_random_uuid(), :u,"
+                    " 'place_order', 'BTC_USDT', 'key-2', NULL, '{}')"
+                ),
+                {"u": user},
+            )
