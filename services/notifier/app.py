@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -42,7 +42,7 @@ from shared.messaging import DeadLetters, KafkaSettings, OutboxRelay, create_bro
 from shared.observability import Health, ops_routes
 from shared.opex import OpexClient, OpexSettings
 
-__all__ = ["Lingering", "NotifierApp", "build_verifier", "create_app"]
+__all__ = ["NotifierApp", "build_verifier", "create_app"]
 
 log = structlog.get_logger(__name__)
 WS_PATH = "/ws"
@@ -73,28 +73,6 @@ class NotifierApp(FastAPI):
             await self.ws_endpoint(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
-
-
-class Lingering:
-    """``notify`` called ``delay`` seconds after the first call of a quiet period, once
-    for every call made meanwhile (at once when ``delay`` is 0): the outbox relay then
-    publishes the commits of that moment in one Kafka transaction instead of one each,
-    which at a few hundred requests a second is most of the relay's cost."""
-
-    def __init__(self, notify: Callable[[], None], delay: float) -> None:
-        self._notify = notify
-        self._delay = delay
-        self._pending: asyncio.TimerHandle | None = None
-
-    def __call__(self) -> None:
-        if self._delay <= 0:
-            self._notify()
-        elif self._pending is None:
-            self._pending = asyncio.get_running_loop().call_later(self._delay, self._fire)
-
-    def _fire(self) -> None:
-        self._pending = None
-        self._notify()
 
 
 def build_verifier(settings: NotifierSettings) -> CachingVerifier:
@@ -201,11 +179,13 @@ def create_app(
         instance=settings.outbox_instance,
         topic_prefix=settings.topic_prefix,
         batch_size=500,
+        # the commits of a moment go out in one Kafka transaction instead of one each
+        linger=settings.relay_linger_ms / 1000,
     )
     commands = CommandStore(
         db,
         topic_prefix=settings.topic_prefix,
-        on_commit=Lingering(relay.notify, settings.relay_linger_ms / 1000),
+        on_commit=relay.notify,
         max_batch=settings.command_batch_max,
     )
     opex_client = OpexClient(

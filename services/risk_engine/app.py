@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,31 +50,6 @@ RELAY_BATCH_ROWS = 5000
 whatever its size, and behind a busy consumer each of them waits for the event loop."""
 
 
-class Coalesced:
-    """Calls ``action`` ``delay_s`` after the first call since it last ran, once for
-    all the calls in between (at once when ``delay_s`` is 0)."""
-
-    def __init__(self, action: Callable[[], None], delay_s: float) -> None:
-        self._action = action
-        self._delay_s = delay_s
-        self._pending: asyncio.TimerHandle | None = None
-
-    def __call__(self) -> None:
-        if self._delay_s <= 0:
-            self._action()
-        elif self._pending is None:
-            self._pending = asyncio.get_running_loop().call_later(self._delay_s, self._run)
-
-    def _run(self) -> None:
-        self._pending = None
-        self._action()
-
-    def cancel(self) -> None:
-        if self._pending is not None:
-            self._pending.cancel()
-            self._pending = None
-
-
 @dataclass
 class RiskApp:
     """Everything the process runs, for tests and benchmarks to drive directly."""
@@ -86,7 +61,6 @@ class RiskApp:
     service: RiskService
     consumer: Consumer
     health: Health
-    wake_relay: Coalesced
     _ticker: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -108,7 +82,6 @@ class RiskApp:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
         await self.broker.stop()
-        self.wake_relay.cancel()
         await self.relay.stop()
         await self.db.dispose()
 
@@ -149,16 +122,16 @@ def build(
         instance=settings.instance,
         topic_prefix=prefix,
         batch_size=RELAY_BATCH_ROWS,
+        # batches commit often; the relay publishes what a few of them staged in one go
+        linger=settings.relay_linger_ms / 1000,
     )
     limits = risk.limits()
     service = RiskService(RiskEngine(clock=system_clock), limits, clock=system_clock)
-    # batches commit often; the relay publishes what a few of them staged in one go
-    wake_relay = Coalesced(relay.notify, settings.relay_linger_ms / 1000)
     consumer = Consumer(
         name=SERVICE,
         db=db,
         dead_letters=DeadLetters(broker, SERVICE),
-        on_commit=wake_relay,
+        on_commit=relay.notify,
         topic_prefix=prefix,
     )
     health = Health(SERVICE)
@@ -210,7 +183,7 @@ def build(
         decoder=keep_raw,
         title="risk_engine: instruments and tickers",
     )(on_records)
-    return RiskApp(settings, db, broker, relay, service, consumer, health, wake_relay)
+    return RiskApp(settings, db, broker, relay, service, consumer, health)
 
 
 def create_app() -> Starlette:

@@ -1,6 +1,5 @@
 """`GroupCommit`: requests that arrive together share one flush, each is answered only
-after the flush that carried it returned, and a failed flush fails its batch alone.
-`Lingering`: commits of one moment wake the outbox relay once."""
+after the flush that carried it returned, and a failed flush fails its batch alone."""
 
 from __future__ import annotations
 
@@ -10,7 +9,6 @@ from collections.abc import Sequence
 import pytest
 
 from services.notifier.adapters.commands import GroupCommit
-from services.notifier.app import Lingering
 
 
 class Flushes:
@@ -156,24 +154,3 @@ def test_group_commit_when_max_batch_below_one_then_refused() -> None:
         GroupCommit(flush, max_batch=0)
     with pytest.raises(ValueError, match="at least 1"):
         GroupCommit(flush, concurrency=0)
-
-
-async def test_lingering_when_called_repeatedly_then_one_notification_later() -> None:
-    woken: list[int] = []
-    notify = Lingering(lambda: woken.append(1), 0.01)
-    for _ in range(5):
-        notify()
-    assert woken == []
-    await asyncio.sleep(0.05)
-    assert woken == [1]
-    notify()
-    await asyncio.sleep(0.05)
-    assert woken == [1, 1]
-
-
-async def test_lingering_when_no_delay_then_at_once() -> None:
-    woken: list[int] = []
-    notify = Lingering(lambda: woken.append(1), 0)
-    notify()
-    notify()
-    assert woken == [1, 1]

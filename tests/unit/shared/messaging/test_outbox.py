@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 from uuid import UUID
 
@@ -100,3 +101,35 @@ def test_message_headers_when_any_ids_then_as_the_tracing_module_writes_them(
         "traceparent": traceparent_for(correlation_id, message_id),
         "x-user-id": "42",
     }
+
+
+async def test_relay_when_notified_with_linger_then_one_batch_for_the_commits_of_a_moment() -> None:
+    from shared.messaging import KafkaSettings, OutboxRelay
+
+    for linger, expected_reads in ((0.05, 1), (0.0, None)):
+        relay = OutboxRelay(
+            SimpleNamespace(),  # type: ignore[arg-type]  # relay_once is replaced below
+            KafkaSettings(),
+            service="notifier",
+            poll_interval=60,
+            linger=linger,
+        )
+        reads: list[float] = []
+
+        async def relay_once(reads: list[float] = reads) -> int:
+            reads.append(asyncio.get_running_loop().time())
+            return 0
+
+        relay.relay_once = relay_once  # type: ignore[method-assign]
+        relay.start()
+        await asyncio.sleep(0.01)  # the first read, at start
+        reads.clear()
+        for _ in range(5):  # five commits a moment apart
+            relay.notify()
+            await asyncio.sleep(0.002)
+        await asyncio.sleep(0.1)
+        await relay.stop()
+        if expected_reads is not None:
+            assert len(reads) == expected_reads  # all five rows in one read, after the linger
+        else:
+            assert len(reads) > 1  # without linger the first commit is read at once
