@@ -39,7 +39,6 @@ from services.notifier.domain.trading import (
     parse_body,
     place_order,
 )
-from shared.observability.tracing import correlation_from_traceparent
 
 __all__ = ["CommandWriter", "PlaceOrderEndpoint", "accept_place_order", "trading_router"]
 
@@ -136,20 +135,12 @@ def _accepted(result: Accepted) -> JSONResponse:
 
 
 async def accept_place_order(
-    commands: CommandWriter,
-    user: Identity,
-    key: str | None,
-    body: bytes,
-    traceparent: str | None = None,
+    commands: CommandWriter, user: Identity, key: str | None, body: bytes
 ) -> Accepted:
     """``POST /api/trading/orders`` once the caller is known: the one implementation
-    behind both `PlaceOrderEndpoint` and the FastAPI route that documents it. A valid
-    W3C ``traceparent`` from the caller makes its trace the command's correlation id,
-    so the whole chain (risk, gateway, OPEX calls, WebSocket pushes) joins it."""
+    behind both `PlaceOrderEndpoint` and the FastAPI route that documents it."""
     key = check_idempotency_key(key)
-    intent = place_order(
-        user.user_id, parse_body(body), correlation_id=correlation_from_traceparent(traceparent)
-    )
+    intent = place_order(user.user_id, parse_body(body))
     return await commands.submit(intent, key)
 
 
@@ -204,19 +195,16 @@ class PlaceOrderEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         authorization: str | None = None
         key: str | None = None
-        traceparent: str | None = None
         for name, value in scope["headers"]:
             if name == b"authorization":
                 if authorization is None:
                     authorization = value.decode("latin-1")
             elif name == b"idempotency-key" and key is None:
                 key = value.decode("latin-1")
-            elif name == b"traceparent" and traceparent is None:
-                traceparent = value.decode("latin-1")
         try:
             user = await authenticate(self._verifier, bearer_token(authorization))
             body = await _read_body(receive)
-            result = await accept_place_order(self._commands, user, key, body, traceparent)
+            result = await accept_place_order(self._commands, user, key, body)
         except _Disconnected:
             return
         except Exception as error:
@@ -241,14 +229,6 @@ def trading_router(
             "first answer and publishes once (kept 24 h)",
         ),
     ]
-    Trace = Annotated[
-        str | None,
-        Header(
-            alias="traceparent",
-            description="W3C trace context: its trace id becomes the command's "
-            "correlation id (ignored when malformed)",
-        ),
-    ]
 
     @router.post(
         "/api/trading/orders",
@@ -258,12 +238,9 @@ def trading_router(
         responses=_ACCEPTED,
         openapi_extra=_body_schema(PlaceOrderBody, required=True),
     )
-    async def place(
-        request: Request, user: User, key: IdempotencyKey = None, trace: Trace = None
-    ) -> JSONResponse:
+    async def place(request: Request, user: User, key: IdempotencyKey = None) -> JSONResponse:
         """Place an order: validated by the suite's contracts, published as PlaceOrder."""
-        body = await request.body()
-        return _accepted(await accept_place_order(commands, user, key, body, trace))
+        return _accepted(await accept_place_order(commands, user, key, await request.body()))
 
     @router.delete(
         "/api/trading/orders/{order_id}",
@@ -280,15 +257,11 @@ def trading_router(
         user: User,
         order_id: Annotated[str, Path(pattern=ID_PATTERN)],
         key: IdempotencyKey = None,
-        trace: Trace = None,
     ) -> JSONResponse:
         """Cancel one of the caller's orders (client order id or OPEX's order id)."""
         key = check_idempotency_key(key)
         order = await commands.find_order(user.user_id, order_id)
-        intent = cancel_order(
-            user.user_id, order_id, order, correlation_id=correlation_from_traceparent(trace)
-        )
-        return _accepted(await commands.submit(intent, key))
+        return _accepted(await commands.submit(cancel_order(user.user_id, order_id, order), key))
 
     @router.post(
         "/api/trading/positions/{position_id}/close",
@@ -307,7 +280,6 @@ def trading_router(
         user: User,
         position_id: Annotated[str, Path(pattern=ID_PATTERN)],
         key: IdempotencyKey = None,
-        trace: Trace = None,
     ) -> JSONResponse:
         """Close one of the caller's positions (its id, or its symbol), all of it or
         ``quantity`` of it."""
@@ -319,13 +291,7 @@ def trading_router(
         except Refusal:
             symbol = None
         position = await commands.find_position(user.user_id, position_id, symbol)
-        intent = close_position(
-            user.user_id,
-            position_id,
-            position,
-            body,
-            correlation_id=correlation_from_traceparent(trace),
-        )
+        intent = close_position(user.user_id, position_id, position, body)
         return _accepted(await commands.submit(intent, key))
 
     @router.get("/api/market/ticker/{symbol}", tags=["market"])

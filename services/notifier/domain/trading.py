@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 import orjson
 from pydantic import ValidationError
@@ -194,9 +194,8 @@ def _intent(
     symbol: str,
     target: Callable[[], object],
     response: dict[str, Any],
-    correlation_id: UUID | None,
 ) -> Intent:
-    envelope = new_message(command, user_id=user_id, correlation_id=correlation_id)
+    envelope = new_message(command, user_id=user_id)
     return Intent(
         user_id=user_id,
         operation=operation,
@@ -223,18 +222,13 @@ _PLACE_FIELDS = (
 
 
 def place_order(
-    user_id: str,
-    body: Mapping[str, Any],
-    *,
-    new_id: Callable[[], str] = lambda: uuid4().hex,
-    correlation_id: UUID | None = None,
+    user_id: str, body: Mapping[str, Any], *, new_id: Callable[[], str] = lambda: uuid4().hex
 ) -> Intent:
     """A PlaceOrder from the platform's body (``symbol``, ``side``, ``type``,
     ``quantity``, ``price``; optional ``stop_price``, ``time_in_force``, ``leverage``,
     ``reduce_only``, ``client_order_id``). A ``stop`` order with a ``price`` and no
     ``stop_price`` (the platform's way: "price required for limit and stop") triggers at
-    that price. Without ``client_order_id`` one is chosen here. ``correlation_id``: the
-    trace the caller's ``traceparent`` names (a new one when None)."""
+    that price. Without ``client_order_id`` one is chosen here."""
     data = {name: body[name] for name in _PLACE_FIELDS if body.get(name) is not None}
     order_type = data.get("type")
     if (
@@ -257,7 +251,6 @@ def place_order(
         user_id,
         Operation.PLACE_ORDER,
         order,
-        correlation_id=correlation_id,
         client_order_id=order.client_order_id,
         symbol=order.symbol,
         target=target,
@@ -276,13 +269,7 @@ def place_order(
     )
 
 
-def cancel_order(
-    user_id: str,
-    reference: str,
-    order: KnownOrder | None,
-    *,
-    correlation_id: UUID | None = None,
-) -> Intent:
+def cancel_order(user_id: str, reference: str, order: KnownOrder | None) -> Intent:
     """A CancelOrder for the caller's order named ``reference`` (its client order id or
     OPEX's order id); 404 when the caller has no such order, 409 when it is finished."""
     if order is None:
@@ -306,7 +293,6 @@ def cancel_order(
         user_id,
         Operation.CANCEL_ORDER,
         command,
-        correlation_id=correlation_id,
         client_order_id=order.client_order_id,
         symbol=order.symbol,
         target=lambda: {"order": reference},
@@ -321,12 +307,7 @@ def cancel_order(
 
 
 def close_position(
-    user_id: str,
-    reference: str,
-    position: KnownPosition | None,
-    body: Mapping[str, Any],
-    *,
-    correlation_id: UUID | None = None,
+    user_id: str, reference: str, position: KnownPosition | None, body: Mapping[str, Any]
 ) -> Intent:
     """A ClosePosition for the caller's open position named ``reference`` (its id or its
     symbol); all of it, or ``quantity`` of it when the body says so."""
@@ -345,7 +326,6 @@ def close_position(
         user_id,
         Operation.CLOSE_POSITION,
         command,
-        correlation_id=correlation_id,
         client_order_id=command.client_order_id,
         symbol=position.symbol,
         target=lambda: {

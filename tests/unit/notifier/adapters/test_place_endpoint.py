@@ -160,24 +160,3 @@ async def test_fast_path_when_client_leaves_before_its_body_then_no_answer() -> 
     await endpoint(scope, receive, send)
     assert sent == []
     assert commands.submitted == []
-
-
-TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
-
-
-@pytest.mark.parametrize("fast_path", [True, False])
-async def test_place_when_caller_sends_traceparent_then_its_trace_is_the_correlation_id(
-    fast_path: bool,
-) -> None:
-    commands = Commands()
-    routed, fast = _clients(commands)
-    client = fast if fast_path else routed
-    headers = {"Authorization": "Bearer good", "traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01"}
-    async with routed, fast:
-        answered = await client.post("/api/trading/orders", content=ORDER, headers=headers)
-        malformed = {**headers, "traceparent": f"00-{TRACE_ID.upper()}-00f067aa0ba902b7-01"}
-        fresh = await client.post("/api/trading/orders", content=ORDER, headers=malformed)
-    assert answered.status_code == fresh.status_code == 202
-    traced, untraced = (intent.envelope for intent, _ in commands.submitted)
-    assert traced.correlation_id.hex == TRACE_ID
-    assert untraced.correlation_id == untraced.id  # malformed: a new chain starts here

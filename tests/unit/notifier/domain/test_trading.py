@@ -4,7 +4,6 @@ import hashlib
 import json
 from decimal import Decimal
 from typing import Any
-from uuid import UUID
 
 import pytest
 
@@ -139,13 +138,3 @@ def test_close_position_when_unknown_flat_or_open() -> None:
 def test_fingerprint_when_any_target_then_sha256_of_the_sorted_json_dumps(target: object) -> None:
     text = json.dumps(["op", target], sort_keys=True, separators=(",", ":"), default=str)
     assert _fingerprint("op", target) == hashlib.sha256(text.encode()).hexdigest()
-
-
-def test_commands_when_correlation_id_given_then_their_envelopes_carry_it() -> None:
-    trace = UUID("4bf92f35-77b3-4da6-a3ce-929d0e0e4736")
-    body = {"symbol": "BTCUSDT", "side": "buy", "type": "limit", "quantity": 1, "price": 2}
-    placed = place_order("u1", body, correlation_id=trace)
-    assert placed.envelope.correlation_id == trace
-    assert placed.envelope.id != trace
-    untraced = place_order("u1", body).envelope
-    assert untraced.correlation_id == untraced.id  # none given: a new chain starts here
