@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from shared.db import migrate
+from shared.db import Database, migrate
 from shared.messaging import KafkaSettings
 from tests.integration.notifier.helpers import (
     KeySet,
@@ -91,3 +91,13 @@ async def notifier(
         yield server
     finally:
         await server.stop()
+
+
+@pytest.fixture
+async def db(database_url: str, schema: str) -> AsyncIterator[Database]:
+    """The notifier's schema of this module, through the service's database class."""
+    database = Database(database_url, schema, pool_size=4)
+    try:
+        yield database
+    finally:
+        await database.dispose()

@@ -5,7 +5,6 @@ that fails leaves nothing behind and answers 503."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -25,15 +24,6 @@ pytestmark = pytest.mark.integration
 _OUTBOX_ROW = text(
     "SELECT topic, key, payload, headers FROM outbox WHERE message_id = CAST(:id AS uuid)"
 )
-
-
-@pytest.fixture
-async def db(database_url: str, schema: str) -> AsyncIterator[Database]:
-    database = Database(database_url, schema, pool_size=4)
-    try:
-        yield database
-    finally:
-        await database.dispose()
 
 
 def order(user: str, **extra: Any) -> Intent:

@@ -22,15 +22,6 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def db(database_url: str, schema: str) -> AsyncIterator[Database]:
-    database = Database(database_url, schema, pool_size=4)
-    try:
-        yield database
-    finally:
-        await database.dispose()
-
-
-@pytest.fixture
 async def stores(db: Database) -> AsyncIterator[list[StreamStore]]:
     """Stores to close after the test (each keeps a write connection)."""
     opened: list[StreamStore] = []
