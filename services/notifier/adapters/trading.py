@@ -7,6 +7,7 @@ idempotent acceptance), `adapters.market.MarketData` and `adapters.readiness.Rea
 # routes defined inside `trading_router` at run time, and those name local dependencies.
 
 from typing import Annotated, Any, Protocol
+from uuid import UUID
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
@@ -39,6 +40,7 @@ from services.notifier.domain.trading import (
     parse_body,
     place_order,
 )
+from shared.observability.tracing import traceparent_for
 
 __all__ = ["CommandWriter", "PlaceOrderEndpoint", "accept_place_order", "trading_router"]
 
@@ -129,8 +131,17 @@ _ACCEPTED: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _traceparent(result: Accepted) -> str:
+    """The W3C trace of the accepted command (its id is the chain's correlation id, so
+    the trace id of everything it causes): a caller links its own trace to it."""
+    command_id = UUID(str(result.response["command_id"]))
+    return traceparent_for(command_id, command_id)
+
+
 def _accepted(result: Accepted) -> JSONResponse:
-    headers = {"Idempotent-Replayed": "true"} if result.replayed else None
+    headers = {"traceparent": _traceparent(result)}
+    if result.replayed:
+        headers["Idempotent-Replayed"] = "true"
     return JSONResponse(result.response, status_code=202, headers=headers)
 
 
@@ -153,7 +164,8 @@ async def _send_accepted(send: Send, result: Accepted) -> None:
     JSON), without building a response object."""
     body = orjson.dumps(result.response)
     length = (b"content-length", str(len(body)).encode())
-    headers = [_REPLAYED, length, _JSON] if result.replayed else [length, _JSON]
+    trace = (b"traceparent", _traceparent(result).encode())
+    headers = [_REPLAYED, trace, length, _JSON] if result.replayed else [trace, length, _JSON]
     await send({"type": "http.response.start", "status": 202, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

@@ -28,6 +28,9 @@ class Verifier:
         raise AuthError(AuthFailure.INVALID, "bad signature")
 
 
+FIXED_ID = "4bf92f35-77b3-4da6-a3ce-929d0e0e4736"
+
+
 class Commands:
     def __init__(self) -> None:
         self.submitted: list[tuple[Intent, str | None]] = []
@@ -38,7 +41,7 @@ class Commands:
             raise OSError("database unreachable")
         if idempotency_key == "bug":
             raise RuntimeError("a bug")
-        response = {**intent.response, "command_id": "fixed"}
+        response = {**intent.response, "command_id": FIXED_ID}
         return Accepted(response, replayed=idempotency_key == "seen")
 
     async def find_order(self, user_id: str, reference: str) -> KnownOrder | None:
@@ -160,3 +163,20 @@ async def test_fast_path_when_client_leaves_before_its_body_then_no_answer() -> 
     await endpoint(scope, receive, send)
     assert sent == []
     assert commands.submitted == []
+
+
+async def test_accepted_when_fast_path_or_route_then_carries_the_commands_traceparent() -> None:
+    commands = Commands()
+    routed, fast = _clients(commands)
+    headers = {"Authorization": "Bearer good"}
+    async with routed, fast:
+        answers = [
+            await client.post("/api/trading/orders", content=ORDER, headers=headers)
+            for client in (fast, routed)
+        ]
+    for answer in answers:
+        assert answer.status_code == 202
+        trace = answer.headers["traceparent"].split("-")
+        assert trace[0] == "00"
+        assert trace[1] == FIXED_ID.replace("-", "")  # the command's id is the trace id
+        assert trace[3] == "01"
