@@ -264,7 +264,7 @@ def meter_for(suite: Suite) -> CpuMeter:
     return CpuMeter(groups)
 
 
-def limits(meter: CpuMeter, before: Sample, after: Sample, orders: int) -> dict[str, Any]:
+def limits(before: Sample, after: Sample, orders: int) -> dict[str, Any]:
     usage = CpuMeter.usage(before, after)
     busy = CpuMeter.machine_busy(before, after)
     return {
@@ -495,7 +495,7 @@ async def pipeline(kafka_bootstrap: str, database_url: str, say: Any) -> dict[st
                 cids, _ = await _drive(suite, producer, tracker, orders, rest_ids, rate, STEP_S)
                 await _drain(tracker, cids, DRAIN_S)
                 step = _step(tracker, rate, cids)
-                used = limits(meter, before, meter.sample(), step.accepted)
+                used = limits(before, meter.sample(), step.accepted)
                 step.cpu_ms_per_order = used["cpu_ms_per_order"]
                 step.machine_busy = used["machine_busy"]
                 steps.append(step)
@@ -524,9 +524,7 @@ async def pipeline(kafka_bootstrap: str, database_url: str, say: Any) -> dict[st
                 c in tracker.ws_filled for c in crossing
             ):
                 await asyncio.sleep(0.1)
-            paced_cpu = limits(
-                meter, before, meter.sample(), sum(c in tracker.accepted for c in cids)
-            )
+            paced_cpu = limits(before, meter.sample(), sum(c in tracker.accepted for c in cids))
             paced = [
                 (tracker.accepted[c] - tracker.sent[c]) * 1000
                 for c in cids
@@ -550,7 +548,7 @@ async def pipeline(kafka_bootstrap: str, database_url: str, say: Any) -> dict[st
                 await reader
         best = max(steps, key=lambda s: s.per_s) if steps else None
         return {
-            **_limit_figures(steps, idle, paced_cpu),
+            **_limit_figures(idle, paced_cpu),
             "orders_per_s": best.per_s if best else 0.0,
             "accepted_p50_ms": pct(paced, 0.5),
             "accepted_p99_ms": pct(paced, 0.99),
@@ -578,9 +576,7 @@ async def pipeline(kafka_bootstrap: str, database_url: str, say: Any) -> dict[st
         }
 
 
-def _limit_figures(
-    steps: list[Step], idle: dict[str, float], paced_cpu: dict[str, Any]
-) -> dict[str, Any]:
+def _limit_figures(idle: dict[str, float], paced_cpu: dict[str, Any]) -> dict[str, Any]:
     """What limits the pipeline on this machine: CPU per order in the 500/s run (offered
     more than the suite answers, so it runs saturated) and the throughput all cores
     could give at that cost."""

@@ -27,11 +27,11 @@ def test_step_counts_accepted_and_refused_orders() -> None:
 
 def test_limit_figures_turn_cpu_per_order_into_a_ceiling() -> None:
     paced = {"cpu_ms_per_order": {"kafka": 3.0, "gateway": 1.0, "total": 4.0}, "machine_busy": 0.97}
-    figures = _limit_figures([], {"kafka": 0.2, "total": 0.3}, paced)
+    figures = _limit_figures({"kafka": 0.2, "total": 0.3}, paced)
     cores = os.cpu_count() or 1
     assert figures["cpu_bound_orders_per_s"] == round(cores * 1000 / 4.0, 1)
     assert figures["paced_machine_busy"] == 0.97
-    no_orders = _limit_figures([], {}, {"cpu_ms_per_order": {}, "machine_busy": None})
+    no_orders = _limit_figures({}, {"cpu_ms_per_order": {}, "machine_busy": None})
     assert no_orders["cpu_bound_orders_per_s"] is None
 
 
